@@ -1,0 +1,68 @@
+"""Elman RNN forward and BPTT for one layer and one direction, compiled on the CPU (private kernels).
+
+  h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh or relu (codes in engine/gates.py)
+The wrapper (python/numrnn/recurrent.py) validates, allocates and loops over layers/directions.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from .gates import TANH
+from .steps import input_projection, states_before, time_at, weight_grads
+
+
+@njit(cache=True)
+def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
+    """hs [T, B, H] out: h after each step (also what backward needs);
+    x [T, B, I]; h0 [B, H]; w_ih [H, I]; w_hh [H, H]; b_ih, b_hh [H];
+    act TANH or RELU; lengths [B] int64 in 1..T; reverse: walk t = T-1..0."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    pre = np.empty((T, B, H), x.dtype)
+    input_projection(pre, x, w_ih)
+    bias = b_ih + b_hh
+    h = h0.copy()                    # [B, H] running state
+    gh = np.empty((B, H), x.dtype)
+    for s in range(T):
+        t = time_at(s, T, reverse)
+        np.dot(h, w_hh.T, gh)
+        for b in range(B):
+            if t >= lengths[b]:
+                continue
+            for j in range(H):
+                v = pre[t, b, j] + bias[j] + gh[b, j]
+                if act == TANH:
+                    h[b, j] = math.tanh(v)
+                else:
+                    h[b, j] = v if v > 0.0 else 0.0
+        hs[t] = h
+
+
+@njit(cache=True)
+def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh, hs, act, lengths, reverse):
+    """dx [T, B, I] out; dh0 [B, H] out; dw_ih [H, I], dw_hh [H, H], db_ih, db_hh [H]: accumulated;
+    dhs [T, B, H] gradient on the outputs; dhn [B, H] gradient on the final state;
+    the rest is the forward's inputs and saved hs."""
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    dg = np.zeros((T, B, H), x.dtype)   # gradient of the pre-activation
+    dh = dhn.copy()                      # [B, H] gradient flowing into h_t
+    for s in range(T - 1, -1, -1):
+        t = time_at(s, T, reverse)
+        for b in range(B):
+            if t >= lengths[b]:
+                continue
+            for j in range(H):
+                hj = hs[t, b, j]
+                dhj = dh[b, j] + dhs[t, b, j]
+                if act == TANH:
+                    dg[t, b, j] = dhj * (1.0 - hj * hj)
+                else:
+                    dg[t, b, j] = dhj if hj > 0.0 else 0.0
+        dprev = np.dot(dg[t], w_hh)
+        for b in range(B):
+            if t < lengths[b]:
+                dh[b] = dprev[b]
+    dh0[:] = dh
+    weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dg, dg, x, states_before(hs, h0, reverse), w_ih)

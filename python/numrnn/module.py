@@ -1,0 +1,96 @@
+"""Module: the base of every numrnn block (RNN/LSTM/GRU, Linear, Embedding, ...).
+
+A block keeps all its parameters in one flat buffer and all its gradients in a second one of the
+same layout; `params` and `grads` are dicts of named views into them (PyTorch's names), so the
+optimiser, clipping and serialisation each loop over one array per block.
+backward() ADDS into grads; zero_grad() clears them.
+"""
+import numpy as np
+
+DTYPES = (np.float32, np.float64)
+DEVICES = ("cpu", "cuda")
+
+
+def check_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in [np.dtype(d) for d in DTYPES]:
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}")
+    return dt.type
+
+
+def check_device(device):
+    if device not in DEVICES:
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        raise RuntimeError("device='cuda': numrnn's GPU engine is not part of this build yet; "
+                           "use device='cpu'")
+    return device
+
+
+def check_positive_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def as_numpy(value):
+    """Array-like (numpy, list, or a torch tensor) -> numpy array, without copying numpy input."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class Module:
+    training = True
+
+    def _allocate(self, shapes, dtype):
+        """shapes: list of (name, shape) in serialisation order."""
+        sizes = [int(np.prod(shape)) for _, shape in shapes]
+        self.flat_params = np.zeros(sum(sizes), dtype)    # [N] every parameter, back to back
+        self.flat_grads = np.zeros(sum(sizes), dtype)     # [N] same layout
+        self.params, self.grads = {}, {}
+        offset = 0
+        for (name, shape), size in zip(shapes, sizes):
+            self.params[name] = self.flat_params[offset:offset + size].reshape(shape)
+            self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
+            offset += size
+
+    def zero_grad(self):
+        self.flat_grads[:] = 0
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def num_parameters(self):
+        return self.flat_params.size
+
+    def state_dict(self):
+        return {name: p.copy() for name, p in self.params.items()}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy tensors in by name (numpy arrays, or torch tensors). All checks run before any
+        copy, so a failed load changes nothing."""
+        state = {k: as_numpy(v) for k, v in state.items()}
+        missing = [k for k in self.params if k not in state]
+        unexpected = [k for k in state if k not in self.params]
+        wrong = [f"{k}: expected {self.params[k].shape}, got {state[k].shape}"
+                 for k in self.params if k in state and state[k].shape != self.params[k].shape]
+        not_numbers = [k for k in self.params if k in state and not np.issubdtype(state[k].dtype, np.number)]
+        problems = []
+        if not_numbers:
+            problems.append("not numeric: " + ", ".join(not_numbers))
+        if strict and missing:
+            problems.append("missing: " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected: " + ", ".join(unexpected))
+        if wrong:
+            problems.append("wrong shape: " + "; ".join(wrong))
+        if problems:
+            raise ValueError(f"load_state_dict into {type(self).__name__}: " + " | ".join(problems))
+        for k, v in state.items():
+            if k in self.params:
+                self.params[k][...] = v

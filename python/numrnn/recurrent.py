@@ -1,0 +1,317 @@
+"""RNN, LSTM and GRU layers: torch.nn.RNN / LSTM / GRU with an explicit backward and no autograd.
+
+A layer validates its input, allocates outputs, and calls the engine once per layer and direction;
+the time loop runs inside the compiled kernel. forward saves exactly what backward needs
+(self._cache); backward ADDS into self.grads. Parameter names and shapes are PyTorch's, so
+state dicts move both ways.
+"""
+import numpy as np
+
+from numrnn import engine
+from numrnn.engine.gates import NONLINEARITIES, NUM_GATES, param_names
+from numrnn.module import Module, as_numpy, check_device, check_dtype, check_positive_int
+
+
+class Recurrent(Module):
+    """Shared by RNN, LSTM and GRU. Subclasses set `cell` and implement _run_forward/_run_backward."""
+    cell = None
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, nonlinearity="tanh",
+                 device="cpu", dtype=np.float32, seed=None):
+        self.input_size = check_positive_int("input_size", input_size)
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.proj_size = check_positive_int("proj_size", proj_size, minimum=0)
+        if self.proj_size and self.cell != "LSTM":
+            raise ValueError(f"proj_size is only supported by LSTM, not {self.cell} (got proj_size={proj_size})")
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size, got proj_size={proj_size}, "
+                             f"hidden_size={hidden_size}")
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        self.nonlinearity = nonlinearity
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.dropout = float(dropout)
+        self.device = check_device(device)
+        self.dtype = check_dtype(dtype)
+        self.seed = seed
+
+        H, P, D = self.hidden_size, self.out_size, self.num_directions
+        G = NUM_GATES[self.cell] * H
+        shapes = []
+        for name in param_names(self.cell, self.num_layers, self.bidirectional, self.bias, self.proj_size):
+            layer = int(name.split("_l")[1].split("_")[0])
+            if name.startswith("weight_ih"):
+                shapes.append((name, (G, self.input_size if layer == 0 else D * P)))
+            elif name.startswith("weight_hh"):
+                shapes.append((name, (G, P)))
+            elif name.startswith("bias"):
+                shapes.append((name, (G,)))
+            else:
+                shapes.append((name, (P, H)))
+        self._allocate(shapes, self.dtype)
+        init_seq, drop_seq = np.random.SeedSequence(seed).spawn(2)
+        k = 1.0 / np.sqrt(H)
+        self.flat_params[:] = np.random.default_rng(init_seq).uniform(-k, k, self.flat_params.size)
+        self._dropout_rng = np.random.default_rng(drop_seq)
+        # stand-ins for absent tensors, so every kernel call has the same argument types
+        self._no_bias = np.zeros(G, self.dtype)
+        self._no_bias_grad = np.zeros(G, self.dtype)
+        self._no_proj = np.zeros((0, 0), self.dtype)
+        self._cache = None
+
+    # -- sizes and configuration ---------------------------------------------------------------
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def out_size(self):
+        """Size of h: proj_size when projecting, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
+    def config(self):
+        cfg = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                   bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                   bidirectional=self.bidirectional, dtype=np.dtype(self.dtype).name)
+        if self.cell == "LSTM":
+            cfg["proj_size"] = self.proj_size
+        if self.cell == "RNN":
+            cfg["nonlinearity"] = self.nonlinearity
+        return cfg
+
+    def __repr__(self):
+        return f"numrnn.{self.cell}(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
+
+    def _tensors(self, store, idx):
+        """(w_ih, w_hh, b_ih, b_hh, w_hr) of layer/direction idx = layer * D + direction, from
+        self.params or self.grads; absent biases/projection come as stand-ins."""
+        layer, direction = divmod(idx, self.num_directions)
+        sfx = "_l%d%s" % (layer, "_reverse" if direction else "")
+        grads = store is self.grads
+        no_bias = self._no_bias_grad if grads else self._no_bias
+        return (store["weight_ih" + sfx], store["weight_hh" + sfx],
+                store.get("bias_ih" + sfx, no_bias), store.get("bias_hh" + sfx, no_bias),
+                store.get("weight_hr" + sfx, self._no_proj))
+
+    # -- input checks --------------------------------------------------------------------------
+    def _as_float(self, name, a):
+        a = as_numpy(a)
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"{self.cell}: {name} must be a floating-point array, got dtype {a.dtype}")
+        return a.astype(self.dtype, copy=False)
+
+    def _time_major(self, name, a, feature_size):
+        a = self._as_float(name, a)
+        layout = "[B, T, features]" if self.batch_first else "[T, B, features]"
+        if a.ndim != 3:
+            raise ValueError(f"{self.cell}: {name} must be 3-D {layout}, got shape {a.shape}")
+        if a.shape[2] != feature_size:
+            raise ValueError(f"{self.cell}: {name} must have {feature_size} features in its last "
+                             f"dimension, got shape {a.shape}")
+        if 0 in a.shape:
+            raise ValueError(f"{self.cell}: {name} must have T >= 1 and B >= 1, got shape {a.shape}")
+        if self.batch_first:
+            a = a.transpose(1, 0, 2)
+        return np.ascontiguousarray(a)
+
+    def _state(self, name, a, shape):
+        if a is None:
+            return np.zeros(shape, self.dtype)
+        a = self._as_float(name, a)
+        if a.shape != shape:
+            raise ValueError(f"{self.cell}: {name} must have shape {shape} "
+                             f"[num_layers * num_directions, B, size], got {a.shape}")
+        return np.ascontiguousarray(a)
+
+    def _lengths(self, lengths, T, B):
+        if lengths is None:
+            return np.full(B, T, np.int64)
+        a = as_numpy(lengths)
+        if not np.issubdtype(a.dtype, np.integer):
+            raise TypeError(f"{self.cell}: lengths must be integers, got dtype {a.dtype}")
+        if a.shape != (B,):
+            raise ValueError(f"{self.cell}: lengths must have shape ({B},) (one per sequence), got {a.shape}")
+        if a.min() < 1 or a.max() > T:
+            raise ValueError(f"{self.cell}: lengths must be in 1..{T} (T), got min {a.min()}, max {a.max()}")
+        return a.astype(np.int64)
+
+    # -- forward and backward ------------------------------------------------------------------
+    def _forward(self, x, h0, c0, lengths):
+        x = self._time_major("x", x, self.input_size)
+        T, B, _ = x.shape
+        L, D, H, P = self.num_layers, self.num_directions, self.hidden_size, self.out_size
+        lengths = self._lengths(lengths, T, B)
+        h0 = self._state("h0", h0, (L * D, B, P))
+        c0 = self._state("c0", c0, (L * D, B, H)) if self.cell == "LSTM" else None
+        valid = np.arange(T)[:, None] < lengths[None, :]   # [T, B]
+        h_n = np.empty((L * D, B, P), self.dtype)
+        c_n = np.empty((L * D, B, H), self.dtype) if c0 is not None else None
+        inputs, saved, masks = [], [], []
+        layer_in = x
+        for layer in range(L):
+            ys = []
+            for direction in range(D):
+                idx = layer * D + direction
+                hs, cs, keep = self._run_forward(idx, layer_in, h0[idx], None if c0 is None else c0[idx],
+                                                 lengths, bool(direction))
+                last = 0 if direction else T - 1
+                h_n[idx] = hs[last]
+                if c_n is not None:
+                    c_n[idx] = cs[last]
+                ys.append(hs)
+                saved.append(keep)
+            inputs.append(layer_in)
+            y = np.concatenate(ys, axis=2) if D == 2 else ys[0].copy()   # [T, B, D * P]
+            if not valid.all():
+                y *= valid[:, :, None]
+            mask = None
+            if layer < L - 1 and self.training and self.dropout > 0:
+                keep_p = 1.0 - self.dropout
+                mask = (self._dropout_rng.random(y.shape) < keep_p).astype(self.dtype) / self.dtype(keep_p)
+                y *= mask
+            masks.append(mask)
+            layer_in = y
+        self._cache = dict(inputs=inputs, saved=saved, masks=masks, h0=h0, c0=c0, lengths=lengths)
+        out = layer_in.transpose(1, 0, 2).copy() if self.batch_first else layer_in
+        return out, h_n, c_n
+
+    def _backward(self, dout, dh_n, dc_n):
+        if self._cache is None:
+            raise RuntimeError(f"{self.cell}.backward() called before any forward()")
+        cache = self._cache
+        L, D, H, P = self.num_layers, self.num_directions, self.hidden_size, self.out_size
+        T, B, _ = cache["inputs"][0].shape
+        dy = self._time_major("dout", dout, D * P)
+        if dy.shape[:2] != (T, B):
+            raise ValueError(f"{self.cell}: dout must match the last forward's output "
+                             f"(T={T}, B={B}), got shape {as_numpy(dout).shape}")
+        dh_n = self._state("dh_n", dh_n, (L * D, B, P))
+        dc_n = self._state("dc_n", dc_n, (L * D, B, H)) if self.cell == "LSTM" else None
+        dh0 = np.empty((L * D, B, P), self.dtype)
+        dc0 = np.empty((L * D, B, H), self.dtype) if dc_n is not None else None
+        for layer in range(L - 1, -1, -1):
+            x = cache["inputs"][layer]
+            dx = None
+            for direction in range(D):
+                idx = layer * D + direction
+                dhs = np.ascontiguousarray(dy[:, :, direction * P:(direction + 1) * P])
+                dx_d = np.empty_like(x)
+                self._run_backward(idx, dx_d, dh0[idx], None if dc0 is None else dc0[idx], dhs, dh_n[idx],
+                                   None if dc_n is None else dc_n[idx], x, cache["h0"][idx],
+                                   None if cache["c0"] is None else cache["c0"][idx],
+                                   cache["saved"][idx], cache["lengths"], bool(direction))
+                dx = dx_d if dx is None else dx + dx_d
+            if layer > 0 and cache["masks"][layer - 1] is not None:
+                dx *= cache["masks"][layer - 1]
+            dy = dx
+        dx = dy.transpose(1, 0, 2).copy() if self.batch_first else dy
+        return dx, dh0, dc0
+
+
+class RNN(Recurrent):
+    """Elman RNN, torch.nn.RNN. out, h_n = rnn(x, h0=None, lengths=None); dx, dh0 = rnn.backward(dout, dh_n=None)"""
+    cell = "RNN"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, device="cpu", dtype=np.float32,
+                 seed=None, proj_size=0):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, nonlinearity, device, dtype, seed)
+        self._act = NONLINEARITIES[self.nonlinearity]
+
+    def __call__(self, x, h0=None, lengths=None):
+        out, h_n, _ = self._forward(x, h0, None, lengths)
+        return out, h_n
+
+    def backward(self, dout, dh_n=None):
+        dx, dh0, _ = self._backward(dout, dh_n, None)
+        return dx, dh0
+
+    def _run_forward(self, idx, x, h0, c0, lengths, reverse):
+        w_ih, w_hh, b_ih, b_hh, _ = self._tensors(self.params, idx)
+        hs = np.empty((x.shape[0], x.shape[1], self.hidden_size), self.dtype)
+        engine.rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, self._act, lengths, reverse)
+        return hs, None, hs
+
+    def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, hs, lengths, reverse):
+        w_ih, w_hh, _, _, _ = self._tensors(self.params, idx)
+        dw_ih, dw_hh, db_ih, db_hh, _ = self._tensors(self.grads, idx)
+        engine.rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh, hs,
+                            self._act, lengths, reverse)
+
+
+class GRU(Recurrent):
+    """GRU, torch.nn.GRU. out, h_n = gru(x, h0=None, lengths=None); dx, dh0 = gru.backward(dout, dh_n=None)"""
+    cell = "GRU"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device="cpu", dtype=np.float32, seed=None, proj_size=0):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, "tanh", device, dtype, seed)
+
+    __call__ = RNN.__call__
+    backward = RNN.backward
+
+    def _run_forward(self, idx, x, h0, c0, lengths, reverse):
+        w_ih, w_hh, b_ih, b_hh, _ = self._tensors(self.params, idx)
+        T, B, H = x.shape[0], x.shape[1], self.hidden_size
+        hs = np.empty((T, B, H), self.dtype)
+        acts = np.empty((T, B, 3 * H), self.dtype)
+        hn_pre = np.empty((T, B, H), self.dtype)
+        engine.gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse)
+        return hs, None, (hs, acts, hn_pre)
+
+    def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, saved, lengths, reverse):
+        w_ih, w_hh, _, _, _ = self._tensors(self.params, idx)
+        dw_ih, dw_hh, db_ih, db_hh, _ = self._tensors(self.grads, idx)
+        hs, acts, hn_pre = saved
+        engine.gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh,
+                            hs, acts, hn_pre, lengths, reverse)
+
+
+class LSTM(Recurrent):
+    """LSTM, torch.nn.LSTM. out, (h_n, c_n) = lstm(x, state=None, lengths=None);
+    dx, (dh0, dc0) = lstm.backward(dout, dstate=None)"""
+    cell = "LSTM"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, device="cpu", dtype=np.float32, seed=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, "tanh", device, dtype, seed)
+
+    def __call__(self, x, state=None, lengths=None):
+        h0, c0 = (None, None) if state is None else self._pair("state", state)
+        out, h_n, c_n = self._forward(x, h0, c0, lengths)
+        return out, (h_n, c_n)
+
+    def backward(self, dout, dstate=None):
+        dh_n, dc_n = (None, None) if dstate is None else self._pair("dstate", dstate)
+        dx, dh0, dc0 = self._backward(dout, dh_n, dc_n)
+        return dx, (dh0, dc0)
+
+    def _pair(self, name, value):
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"LSTM: {name} must be a pair (h, c) or None, got {type(value).__name__}")
+        return value
+
+    def _run_forward(self, idx, x, h0, c0, lengths, reverse):
+        w_ih, w_hh, b_ih, b_hh, w_hr = self._tensors(self.params, idx)
+        T, B, H = x.shape[0], x.shape[1], self.hidden_size
+        hs = np.empty((T, B, self.out_size), self.dtype)
+        cs = np.empty((T, B, H), self.dtype)
+        acts = np.empty((T, B, 4 * H), self.dtype)
+        engine.lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths, reverse)
+        return hs, cs, (hs, cs, acts)
+
+    def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, saved, lengths, reverse):
+        w_ih, w_hh, _, _, w_hr = self._tensors(self.params, idx)
+        dw_ih, dw_hh, db_ih, db_hh, dw_hr = self._tensors(self.grads, idx)
+        hs, cs, acts = saved
+        engine.lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dhs, dhn, dcn, x, h0, c0,
+                             w_ih, w_hh, w_hr, hs, cs, acts, lengths, reverse)
