@@ -1,6 +1,7 @@
 """numrnn: RNN, LSTM and GRU with hand-written forward and BPTT in Numba, PyTorch's semantics and
 parameter names, and no autograd framework underneath."""
 from numrnn.recurrent import GRU, LSTM, RNN
+from numrnn.serialize import WeightsFileError, load, save
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU"]
+__all__ = ["RNN", "LSTM", "GRU", "save", "load", "WeightsFileError"]

@@ -10,6 +10,7 @@ import numpy as np
 from numrnn import engine
 from numrnn.engine.gates import NONLINEARITIES, NUM_GATES, param_names
 from numrnn.module import Module, as_numpy, check_device, check_dtype, check_positive_int
+from numrnn.serialize import register
 
 
 class Recurrent(Module):
@@ -214,6 +215,7 @@ class Recurrent(Module):
         return dx, dh0, dc0
 
 
+@register
 class RNN(Recurrent):
     """Elman RNN, torch.nn.RNN. out, h_n = rnn(x, h0=None, lengths=None); dx, dh0 = rnn.backward(dout, dh_n=None)"""
     cell = "RNN"
@@ -246,6 +248,7 @@ class RNN(Recurrent):
                             self._act, lengths, reverse)
 
 
+@register
 class GRU(Recurrent):
     """GRU, torch.nn.GRU. out, h_n = gru(x, h0=None, lengths=None); dx, dh0 = gru.backward(dout, dh_n=None)"""
     cell = "GRU"
@@ -275,6 +278,7 @@ class GRU(Recurrent):
                             hs, acts, hn_pre, lengths, reverse)
 
 
+@register
 class LSTM(Recurrent):
     """LSTM, torch.nn.LSTM. out, (h_n, c_n) = lstm(x, state=None, lengths=None);
     dx, (dh0, dc0) = lstm.backward(dout, dstate=None)"""

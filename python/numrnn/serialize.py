@@ -1,0 +1,101 @@
+"""Weights files: numrnn.save / numrnn.load, in safetensors with PyTorch's tensor names.
+
+Metadata (all strings): format = "numrnn/1", type = the block's class name, config = JSON of the
+constructor arguments, plus the block's own `metadata` dict (e.g. a language model's vocabulary,
+training steps). The tensors are the block's state_dict, so
+`torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))` works on a layer file.
+Writes are atomic: a temporary file in the same folder, fsync, then rename.
+"""
+import json
+import os
+import tempfile
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save as safetensors_bytes
+
+FORMAT = "numrnn/1"
+RESERVED = ("format", "type", "config")
+_TYPES = {}
+
+
+class WeightsFileError(ValueError):
+    """A file that exists but is not a numrnn weights file this version can read."""
+
+
+def register(cls):
+    """Make a block class loadable by name (class decorator)."""
+    _TYPES[cls.__name__] = cls
+    return cls
+
+
+def atomic_write(path, data):
+    """Write bytes so that `path` holds either its old content or all of `data`, never a part."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".numrnn-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(obj, path):
+    """Write a block (RNN/LSTM/GRU, or any registered block) to a safetensors file."""
+    if type(obj).__name__ not in _TYPES:
+        raise TypeError(f"numrnn.save: cannot save a {type(obj).__name__}; expected one of {sorted(_TYPES)}")
+    extra = {str(k): str(v) for k, v in getattr(obj, "metadata", {}).items() if k not in RESERVED}
+    meta = dict(extra, format=FORMAT, type=type(obj).__name__, config=json.dumps(obj.config()))
+    tensors = {k: np.ascontiguousarray(v) for k, v in obj.state_dict().items()}
+    atomic_write(path, safetensors_bytes(tensors, metadata=meta))
+
+
+def read(path):
+    """(metadata dict, tensors dict) of a numrnn weights file, with every check load() makes."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"numrnn.load: no such file: {path}")
+    try:
+        with safe_open(path, framework="np") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        if isinstance(e, (IsADirectoryError, PermissionError)):
+            raise
+        raise WeightsFileError(f"{path} is not a readable safetensors file ({e}); numrnn.load reads files "
+                               f"written completely by numrnn.save") from None
+    fmt = meta.get("format")
+    if fmt is None:
+        raise WeightsFileError(f"{path} is a safetensors file without numrnn's format tag, so it was not "
+                               f"written by numrnn.save; to use a bare state dict, build the layer and call "
+                               f"layer.load_state_dict(safetensors.numpy.load_file(path))")
+    if fmt != FORMAT:
+        raise WeightsFileError(f"{path} has format {fmt!r}, this numrnn reads {FORMAT!r}: "
+                               f"use the numrnn version that wrote it, or re-save it with this one")
+    if meta.get("type") not in _TYPES:
+        raise WeightsFileError(f"{path} holds a {meta.get('type')!r}, which this numrnn cannot build "
+                               f"(known: {sorted(_TYPES)})")
+    try:
+        meta["config"] = json.loads(meta["config"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise WeightsFileError(f"{path}: its configuration metadata is missing or damaged ({e})") from None
+    return meta, tensors
+
+
+def load(path, device="cpu"):
+    """Rebuild the block saved at `path` (its class, configuration, weights and metadata)."""
+    meta, tensors = read(path)
+    cls = _TYPES[meta["type"]]
+    try:
+        obj = cls(**meta["config"], device=device)
+        obj.load_state_dict(tensors)
+    except (TypeError, ValueError) as e:
+        raise WeightsFileError(f"{path}: its {meta['type']} configuration or tensors do not fit "
+                               f"together ({e})") from None
+    obj.metadata = {k: v for k, v in meta.items() if k not in RESERVED}
+    return obj
