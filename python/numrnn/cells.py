@@ -45,9 +45,9 @@ class Cell(Recurrent):
             raise ValueError(f"{type(self).__name__}: x must be [B, {self.input_size}] (B >= 1), "
                              f"got shape {x.shape}")
         B, H = x.shape[0], self.hidden_size
-        # copies, so that the caller editing its arrays in place cannot change the tape
-        h = self._state("h", h, (B, H), "[B, hidden_size]").copy()
-        c = self._state("c", c, (B, H), "[B, hidden_size]").copy() if self.cell == "LSTM" else None
+        # h, c and x are copies, so the caller editing its arrays in place cannot change the tape
+        h = self._state("h", h, (B, H), "[B, hidden_size]")
+        c = self._state("c", c, (B, H), "[B, hidden_size]") if self.cell == "LSTM" else None
         x = x[None].copy()   # [1, B, I]
         hs, cs, saved = self._run_forward(0, x, h, c, np.ones(B, np.int64), False)
         self._tape.append((x, h, c, saved))

@@ -5,6 +5,8 @@ the time loop runs inside the compiled kernel. forward saves exactly what backwa
 (self._cache); backward ADDS into self.grads. Parameter names and shapes are PyTorch's, so
 state dicts move both ways.
 """
+import warnings
+
 import numpy as np
 
 from numrnn import engine
@@ -33,6 +35,9 @@ class Recurrent(Module):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        if dropout > 0 and self.num_layers == 1:
+            warnings.warn(f"{self.cell}: dropout={dropout} has no effect with num_layers=1 (dropout acts "
+                          f"between layers, on every layer's output but the last)", stacklevel=3)
         self.nonlinearity = nonlinearity
         self._act = NONLINEARITIES[nonlinearity]
         self.bias = bool(bias)
@@ -156,7 +161,7 @@ class Recurrent(Module):
             raise ValueError(f"{type(self).__name__}: {name} must have T >= 1 and B >= 1, got shape {a.shape}")
         if self.batch_first:
             a = a.transpose(1, 0, 2)
-        return np.ascontiguousarray(a)
+        return np.array(a, order="C")   # a copy: forward keeps it for backward, the caller may reuse theirs
 
     def _state(self, name, a, shape, layout="[num_layers * num_directions, B, size]"):
         if a is None:
@@ -164,7 +169,7 @@ class Recurrent(Module):
         a = self._as_float(name, a)
         if a.shape != shape:
             raise ValueError(f"{type(self).__name__}: {name} must have shape {shape} {layout}, got {a.shape}")
-        return np.ascontiguousarray(a)
+        return np.array(a, order="C")
 
     def _lengths(self, lengths, T, B):
         if lengths is None:
