@@ -5,6 +5,8 @@ Per direction: one tiled matrix product for W_ih x over all steps; then per step
 product W_hh h accumulated onto that step's slice, one fused gate kernel (one thread per (b, j)),
 and with a projection one more product and a masked copy. Backward mirrors it, and the weight
 gradients are large products after the loop (engine/cuda_steps.py).
+The peephole and coupled variants of engine/lstm.py are not implemented here: the arguments are
+taken so that the signatures match, and must be the stand-ins (w_peep [0, H], coupled False).
 """
 import math
 
@@ -13,6 +15,11 @@ from numba import cuda
 from .cuda_config import FASTMATH
 from .cuda_steps import copy_of, gemm, grid_1d, sigmoid, time_at, update_rows, weight_grads
 from .gates import LSTM_F, LSTM_G, LSTM_I, LSTM_O
+
+
+def _plain_lstm_only(w_peep, coupled):
+    if w_peep.shape[0] > 0 or coupled:
+        raise NotImplementedError("the CUDA LSTM engine has no peephole or coupled variant; use device='cpu'")
 
 
 @cuda.jit(cache=True, fastmath=FASTMATH)
@@ -42,10 +49,12 @@ def _gates_forward(h_t, c_t, a_t, h_prev, c_prev, b_ih, b_hh, lengths, t, proj):
     h_t[b, j] = go * math.tanh(c)
 
 
-def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths, reverse):
+def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, lengths, reverse, coupled):
     """hs [T, B, P] out; cs [T, B, H] out; acts [T, B, 4H] out: gate activations;
     x [T, B, I]; h0 [B, P]; c0 [B, H]; w_ih [4H, I]; w_hh [4H, P]; b_ih, b_hh [4H];
-    w_hr [P, H] or [0, 0]; lengths [B] int64 in 1..T; reverse: walk t = T-1..0."""
+    w_hr [P, H] or [0, 0]; w_peep [0, H]; lengths [B] int64 in 1..T; reverse: walk t = T-1..0;
+    coupled False."""
+    _plain_lstm_only(w_peep, coupled)
     T, B, I = x.shape
     H = c0.shape[1]
     proj = w_hr.shape[0] > 0
@@ -96,12 +105,14 @@ def _gates_backward(dg_t, dc, r_t, dr, a_t, c_t, c_prev, lengths, t, proj):
     dc[b, j] = dcj * gf
 
 
-def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr,
-                  dhs, dhn, dcn, x, h0, c0, w_ih, w_hh, w_hr, hs, cs, acts, lengths, reverse):
+def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
+                  dhs, dhn, dcn, x, h0, c0, w_ih, w_hh, w_hr, w_peep, hs, cs, acts, lengths, reverse, coupled):
     """dx [T, B, I] out; dh0 [B, P], dc0 [B, H] out;
     dw_ih [4H, I], dw_hh [4H, P], db_ih, db_hh [4H], dw_hr [P, H] or [0, 0]: accumulated;
+    dw_peep, w_peep [0, H] and coupled False (no variants on the GPU);
     dhs [T, B, P] gradient on the outputs; dhn [B, P], dcn [B, H] gradient on the final state;
     the rest is the forward's inputs and saved hs, cs, acts."""
+    _plain_lstm_only(w_peep, coupled)
     T, B, I = x.shape
     H = c0.shape[1]
     P = hs.shape[2]

@@ -39,10 +39,9 @@ class CPU:
         return as_numpy(a)
 
     @staticmethod
-    def contiguous(a, dtype, swap01=False):
-        """C-contiguous array of dtype (axes 0 and 1 swapped when asked); no copy when a already is one."""
-        a = a.astype(dtype, copy=False)
-        return np.ascontiguousarray(a.transpose(1, 0, 2) if swap01 else a)
+    def copy(a, dtype, swap01=False):
+        """A new C-contiguous array of dtype holding a (axes 0 and 1 swapped when asked)."""
+        return np.array(a.transpose(1, 0, 2) if swap01 else a, dtype=dtype, order="C")
 
     from_host = staticmethod(np.ascontiguousarray)
 
@@ -115,13 +114,12 @@ class CUDA:
         return as_numpy(a)
 
     @staticmethod
-    def contiguous(a, dtype, swap01=False):
-        """C-contiguous device array of dtype (axes 0 and 1 swapped when asked); host input is
-        copied in, device input is converted on the device, and returned as is when it fits."""
+    def copy(a, dtype, swap01=False):
+        """A new C-contiguous device array of dtype holding a (axes 0 and 1 swapped when asked):
+        host input is copied in, device input is converted on the device."""
         if not CUDA.is_device_array(a):
-            return CUDA.from_host(CPU.contiguous(a, dtype, swap01))
-        if a.dtype == np.dtype(dtype) and not swap01 and a.is_c_contiguous():
-            return a
+            a = np.asarray(a, dtype=dtype)
+            return CUDA.from_host(a.transpose(1, 0, 2) if swap01 else a)
         from numrnn.engine.cuda_arrays import convert
         return convert(a, dtype, swap01)
 
