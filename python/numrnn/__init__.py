@@ -1,7 +1,12 @@
 """numrnn: RNN, LSTM and GRU with hand-written forward and BPTT in Numba, PyTorch's semantics and
 parameter names, and no autograd framework underneath."""
+from numrnn import losses, optim
+from numrnn.embedding import Embedding
+from numrnn.language_model import LanguageModel
+from numrnn.linear import Linear
 from numrnn.recurrent import GRU, LSTM, RNN
 from numrnn.serialize import WeightsFileError, load, save
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU", "save", "load", "WeightsFileError"]
+__all__ = ["RNN", "LSTM", "GRU", "Linear", "Embedding", "LanguageModel", "losses", "optim",
+           "save", "load", "WeightsFileError"]

@@ -4,6 +4,8 @@ Metadata (all strings): format = "numrnn/1", type = the block's class name, conf
 constructor arguments, plus the block's own `metadata` dict (e.g. a language model's vocabulary,
 training steps). The tensors are the block's state_dict, so
 `torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))` works on a layer file.
+A trainer's checkpoint adds its own tensors (optimizer state, carried RNN state) under the
+reserved prefix "training."; numrnn.load leaves them out.
 Writes are atomic: a temporary file in the same folder, fsync, then rename.
 """
 import json
@@ -16,6 +18,7 @@ from safetensors.numpy import save as safetensors_bytes
 
 FORMAT = "numrnn/1"
 RESERVED = ("format", "type", "config")
+TRAINING = "training."
 _TYPES = {}
 
 
@@ -45,13 +48,15 @@ def atomic_write(path, data):
         raise
 
 
-def save(obj, path):
-    """Write a block (RNN/LSTM/GRU, or any registered block) to a safetensors file."""
+def save(obj, path, training=None):
+    """Write a block (RNN/LSTM/GRU, or any registered block) to a safetensors file; `training`
+    (name -> array) is a trainer's extra state, stored under the "training." prefix."""
     if type(obj).__name__ not in _TYPES:
         raise TypeError(f"numrnn.save: cannot save a {type(obj).__name__}; expected one of {sorted(_TYPES)}")
     extra = {str(k): str(v) for k, v in getattr(obj, "metadata", {}).items() if k not in RESERVED}
     meta = dict(extra, format=FORMAT, type=type(obj).__name__, config=json.dumps(obj.config()))
     tensors = {k: np.ascontiguousarray(v) for k, v in obj.state_dict().items()}
+    tensors.update({TRAINING + k: np.ascontiguousarray(v) for k, v in (training or {}).items()})
     atomic_write(path, safetensors_bytes(tensors, metadata=meta))
 
 
@@ -93,7 +98,7 @@ def load(path, device="cpu"):
     cls = _TYPES[meta["type"]]
     try:
         obj = cls(**meta["config"], device=device)
-        obj.load_state_dict(tensors)
+        obj.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(TRAINING)})
     except (TypeError, ValueError) as e:
         raise WeightsFileError(f"{path}: its {meta['type']} configuration or tensors do not fit "
                                f"together ({e})") from None
