@@ -85,6 +85,21 @@ def evaluate(model, ids):
     return total / n
 
 
+def train_step(model, optimizer, x, y, state, clip):
+    """One step on x, y [T, B] from `state` (None: fresh). Returns (loss, gradient norm, the state
+    to carry on); when the loss or the norm is not finite the update is skipped and the state
+    returned is None."""
+    logits, state = model(x, state)                # [T, B, V]
+    loss, dlogits = cross_entropy(logits, y)
+    model.zero_grad()
+    model.backward(dlogits)
+    norm = clip_grad_norm(model.blocks, clip) if clip else 0.0
+    if not (math.isfinite(loss) and math.isfinite(norm)):
+        return loss, norm, None
+    optimizer.step()
+    return loss, norm, state
+
+
 class _Interrupt:
     """Ctrl-C sets a flag that the loop checks between steps (so a step is never cut in half);
     a second Ctrl-C interrupts at once."""
@@ -145,9 +160,10 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
 
     def checkpoint_and_report(evaluate_now):
         nonlocal t_window, window_steps
-        progress["elapsed_s"] = elapsed0 + time.perf_counter() - t_start
         if evaluate_now:
             progress["val_loss"] = evaluate(model, val_ids)
+        progress["elapsed_s"] = elapsed0 + time.perf_counter() - t_start
+        if evaluate_now:
             train_loss = progress["loss_sum"] / progress["loss_count"] if progress["loss_count"] else None
             tok_s = window_steps * tokens_per_step / t_window if window_steps else None
             record = dict(step=progress["step"], train_loss=train_loss, val_loss=progress["val_loss"],
@@ -171,20 +187,14 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
         while progress["step"] < cfg.steps and not interrupt.requested:
             t0 = time.perf_counter()
             x, y, fresh = batches.batch(progress["step"])
-            if fresh:
-                state = None
-            logits, state = model(x, state)
-            loss, dlogits = cross_entropy(logits, y)
-            model.zero_grad()
-            model.backward(dlogits)
-            norm = clip_grad_norm(model.blocks, cfg.clip) if cfg.clip else 0.0
-            if not (math.isfinite(loss) and math.isfinite(norm)):
+            loss, norm, new_state = train_step(model, optimizer, x, y, None if fresh else state, cfg.clip)
+            if new_state is None:
                 log.close()
                 what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
                 raise Diverged(f"training stopped at step {progress['step'] + 1}: the {what}. {out} still holds "
                                f"the last good checkpoint (step {model.metadata.get('steps', 0)}). "
                                f"Try a smaller --lr (now {cfg.lr}) or --clip (now {cfg.clip}).")
-            optimizer.step()
+            state = new_state
             progress["step"] += 1
             progress["loss_sum"] += loss
             progress["loss_count"] += 1
