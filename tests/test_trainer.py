@@ -102,7 +102,8 @@ def test_ctrl_c_saves_and_exits(text_file, tmp_path, monkeypatch, capsys):
     assert "interrupted at step 3" in capsys.readouterr().out
     assert serialize.read(out)[0]["steps"] == "3"
     monkeypatch.setattr(trainer, "cross_entropy", real)
-    assert main(["train", "--resume", str(out), "--steps", "5"]) == 0
+    assert main(["train", "--resume", str(out)]) == 0            # on to the run's own --steps
+    assert serialize.read(out)[0]["steps"] == "50"
 
 
 def test_checkpoint_write_is_atomic(text_file, tmp_path, monkeypatch):

@@ -100,8 +100,9 @@ def _train(args):
     if args.resume:
         saved = read_config(args.resume)
         saved.pop("fingerprint", None)
+        saved.pop("device", None)
         changed = [f"--{k.replace('_', '-')} {given[k]} (the checkpoint has {saved[k]})"
-                   for k in given if k in saved and given[k] != saved[k]]
+                   for k in given if k in saved and k not in TrainConfig.RESUMABLE and given[k] != saved[k]]
         if changed:
             raise BadInput("--resume continues a run with its own settings; these differ: " + "; ".join(changed)
                            + ". Only --steps, --eval-every, --out and --metrics may change.")

@@ -43,7 +43,8 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
 
-    # what a resumed run may change; everything else must match the checkpoint
+    # what a resumed run may change (steps and eval_every default to the checkpoint's); everything
+    # else must match the checkpoint
     RESUMABLE = ("steps", "eval_every", "device")
 
     def __post_init__(self):
@@ -136,7 +137,7 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
                              f"split of {data.VAL_FRACTION:.0%}; use a longer text")
     batches = data.SAMPLING[cfg.sampling](train_ids, cfg.seq_len, cfg.batch_size, cfg.seed)
     model, optimizer = build(cfg, len(vocab))
-    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in TrainConfig.RESUMABLE}
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "device"}
     config["fingerprint"] = data.fingerprint(text)
     model.metadata["vocabulary"] = vocab.to_json()
 
