@@ -48,7 +48,8 @@ class Progress:
         self.stream.flush()
 
     def close(self):
+        """Clear the bar: the evaluation lines above it hold the figures."""
         if self.tty and self._bar:
-            self.stream.write("\n")
+            self.stream.write("\r\x1b[K")
             self.stream.flush()
             self._bar = ""
