@@ -110,6 +110,9 @@ def test_checkpoint_write_is_atomic(text_file, tmp_path, monkeypatch):
     out = tmp_path / "atomic.safetensors"
     assert train(text_file, out, "--steps", "2", "--eval-every", "2") == 0
     before = out.read_bytes()
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert out.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777     # not mkstemp's private 0600
 
     def die(*args):
         raise KeyboardInterrupt      # the process dies between writing the temporary file and renaming it

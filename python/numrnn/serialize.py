@@ -34,6 +34,16 @@ def register(cls):
     return cls
 
 
+def _file_mode(path):
+    """The mode of the file being replaced, else 0666 less the umask (as a plain open() gives)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path, data):
     """Write bytes so that `path` holds either its old content or all of `data`, never a part."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -43,6 +53,7 @@ def atomic_write(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(path))      # mkstemp makes it 0600; give it what open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
