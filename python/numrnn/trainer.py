@@ -7,6 +7,7 @@ Not here: argument parsing (cli.py) and text generation (generate.py).
 import dataclasses
 import json
 import math
+import os
 import signal
 import time
 
@@ -184,6 +185,8 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
     with _Interrupt() as interrupt:
         if resume is None:
             checkpoint_and_report(True)
+        elif os.path.abspath(out) != os.path.abspath(resume):
+            checkpoint_and_report(False)     # so that `out` holds a good checkpoint from the start
         model.train()
         while progress["step"] < cfg.steps and not interrupt.requested:
             t0 = time.perf_counter()
