@@ -10,10 +10,10 @@ import sys
 
 from numrnn import data, serialize
 from numrnn.checkpoint import read_config
+from numrnn.generate import sample
 from numrnn.language_model import CELLS, LanguageModel
 from numrnn.module import check_device
 from numrnn.trainer import Diverged, TrainConfig, train
-from numrnn.generate import sample
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -91,7 +91,7 @@ def _parser():
 
 
 class BadInput(Exception):
-    pass
+    """Arguments that parse but do not fit together; reported like argparse's errors (exit code 2)."""
 
 
 def _train(args):

@@ -11,8 +11,6 @@ import os
 import signal
 import time
 
-import numpy as np
-
 from numrnn import data
 from numrnn.checkpoint import restore, save_checkpoint
 from numrnn.language_model import LanguageModel
