@@ -163,3 +163,14 @@ def test_bad_input_gives_message_and_exit_code_2(argv, message, text_file, tmp_p
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_top_k_one_is_greedy_whatever_the_seed():
+    from numrnn.data import Vocabulary
+    from numrnn.generate import sample
+    lm = numrnn.LanguageModel(5, 3, hidden_size=4, seed=0)
+    vocab = Vocabulary("abcde")
+    greedy = ["".join(sample(lm, vocab, "ab", 12, top_k=1, seed=s)) for s in (0, 1, 2)]
+    assert greedy[0] == greedy[1] == greedy[2] and len(greedy[0]) == 12
+    varied = {"".join(sample(lm, vocab, "ab", 12, temperature=5.0, seed=s)) for s in (0, 1, 2)}
+    assert len(varied) > 1
