@@ -1,0 +1,213 @@
+"""The Python half of libnumrnn.so: what runs behind capi/numrnn.h (the C half is capi/numrnn.c).
+
+capi/init.py calls bind(ffi, lib) once inside the embedded interpreter. The C half has already
+checked every pointer and sign; this half checks what needs the model (sizes, states, token ids),
+runs it, and maps exceptions to NUMRNN_E_* codes with a message. Caller memory is read and written
+through numpy views, with no copy in: x and tokens are viewed in place, and the output is copied
+once, into y. Not for use from Python programs: they call the blocks directly.
+"""
+import threading
+import warnings
+
+import numpy as np
+
+import numrnn
+from numrnn.module import DEVICES
+from numrnn.recurrent import Recurrent
+from numrnn.serialize import WeightsFileError, load
+
+
+class ArgError(ValueError):
+    """The call's arguments do not fit the model: NUMRNN_E_ARG."""
+
+
+class DeviceError(RuntimeError):
+    """NUMRNN_E_DEVICE."""
+
+
+def vocabulary(lm):
+    """A LanguageModel's token texts, index = token id."""
+    return list(lm.vocab)
+
+
+class Model:
+    """An open model file as the C interface sees it: the block, its sizes, and a lock, because
+    blocks keep what backward needs on themselves during a forward, so two threads must not run
+    the same block at once."""
+
+    def __init__(self, block):
+        self.block = block.eval()
+        self.lock = threading.Lock()
+        language_model = getattr(numrnn, "LanguageModel", None)
+        if language_model is not None and isinstance(block, language_model):
+            rnn = block.rnn
+            self.vocab = vocabulary(block)
+            self.input_size, self.output_size, self.vocab_size = 0, len(self.vocab), len(self.vocab)
+            self.batch_first = False
+        elif isinstance(block, Recurrent):
+            rnn = block
+            self.vocab = None
+            self.input_size, self.vocab_size = block.input_size, 0
+            self.output_size = block.num_directions * block.out_size
+            self.batch_first = block.batch_first
+        else:
+            raise WeightsFileError(f"the file holds a {type(block).__name__}; the C interface runs "
+                                   f"RNN, LSTM and GRU layers and LanguageModels")
+        self.bidirectional = rnn.bidirectional
+
+
+class State:
+    """The state carried between calls: None (zeros) until the first call, then whatever the
+    block returned as its final state."""
+
+    def __init__(self, model, batch):
+        self.model, self.batch, self.value = model, batch, None
+
+
+def open_model(path, device):
+    if device not in DEVICES:
+        raise DeviceError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        from numba import cuda
+        if not cuda.is_available():
+            raise DeviceError("device 'cuda': no usable CUDA GPU in this process; use 'cpu'")
+    try:
+        with warnings.catch_warnings():   # a library does not print on its host's stderr
+            warnings.simplefilter("ignore")
+            return Model(load(path, device=device))
+    except RuntimeError as e:
+        if device == "cuda":
+            raise DeviceError(f"device 'cuda': {e}") from None
+        raise
+
+
+def run(model, state, inputs, y_len):
+    """Check a call against the model and run it. inputs: [T, B, I] float32 features or [T, B]
+    int32 token ids (views of the caller's memory). Returns the outputs [T, B, O]; the caller
+    writes them out, then stores `final` in the state, so a failed call changes nothing."""
+    T, B = inputs.shape[:2]
+    if (model.vocab is None) != (inputs.ndim == 3):
+        raise ArgError("this model is a LanguageModel: it takes token ids, call numrnn_forward_tokens"
+                       if model.vocab is not None else
+                       "this model is a layer: it takes features, call numrnn_forward")
+    need = T * B * model.output_size
+    if y_len < need:
+        raise ArgError(f"y_len is {y_len} floats, the output needs seq_len * batch * output_size = "
+                       f"{T} * {B} * {model.output_size} = {need}")
+    if state is not None:
+        if state.model is not model:
+            raise ArgError("the state was made for another model")
+        if state.batch != B:
+            raise ArgError(f"the state was made for batch {state.batch}, the call has batch {B}")
+    if model.vocab is not None:
+        bad = (inputs < 0) | (inputs >= model.vocab_size)
+        if bad.any():
+            t, b = np.argwhere(bad)[0]
+            raise ArgError(f"token ids must be in 0..{model.vocab_size - 1} (the vocabulary), got "
+                           f"{inputs[t, b]} at tokens[{t}][{b}]")
+    value = None if state is None else state.value
+    if model.batch_first:
+        inputs = inputs.transpose(1, 0, 2)
+    with model.lock:
+        out, final = model.block(inputs, value)
+    if model.batch_first:
+        out = out.transpose(1, 0, 2)
+    return out, final
+
+
+def bind(ffi, lib):
+    """Define the `extern "Python"` functions that capi/numrnn.c calls."""
+    codes = ((ArgError, lib.NUMRNN_E_ARG), (DeviceError, lib.NUMRNN_E_DEVICE),
+             (WeightsFileError, lib.NUMRNN_E_FORMAT), (OSError, lib.NUMRNN_E_IO))
+    live = {}   # the handles given to C, kept alive until closed/freed
+
+    def extern(fn):
+        """Register fn as numrnn_py_<name>; an exception becomes a code and a message."""
+        public = "numrnn_" + fn.__name__
+
+        def call(*args):
+            try:
+                return fn(*args)
+            except Exception as e:
+                code = next((c for cls, c in codes if isinstance(e, cls)), lib.NUMRNN_E_RUNTIME)
+                what = str(e) if code != lib.NUMRNN_E_RUNTIME else f"unexpected {type(e).__name__}: {e}"
+                lib.numrnn_set_error_(f"{public}: {what}".encode("utf-8", "replace"))
+                return code
+        ffi.def_extern(name="numrnn_py_" + fn.__name__, error=lib.NUMRNN_E_RUNTIME)(call)
+
+    def keep(obj, out):
+        handle = ffi.new_handle(obj)
+        live[handle] = obj
+        out[0] = handle
+        obj.handle = handle
+        return lib.NUMRNN_OK
+
+    def release(handle):
+        live.pop(ffi.from_handle(handle).handle, None)
+        return lib.NUMRNN_OK
+
+    def view(ptr, dtype, shape):
+        n = int(np.prod(shape))
+        return np.frombuffer(ffi.buffer(ptr, n * np.dtype(dtype).itemsize), dtype).reshape(shape)
+
+    @extern
+    def model_open(path, device, out):
+        path = ffi.string(path).decode("utf-8", "surrogateescape")
+        return keep(open_model(path, ffi.string(device).decode("utf-8", "replace")), out)
+
+    @extern
+    def model_close(handle):
+        return release(handle)
+
+    @extern
+    def model_sizes(handle, input_size, output_size, vocab_size):
+        model = ffi.from_handle(handle)
+        for ptr, value in ((input_size, model.input_size), (output_size, model.output_size),
+                           (vocab_size, model.vocab_size)):
+            if ptr != ffi.NULL:
+                ptr[0] = value
+        return lib.NUMRNN_OK
+
+    @extern
+    def state_new(handle, batch, out):
+        model = ffi.from_handle(handle)
+        if model.bidirectional:
+            raise ArgError("a bidirectional model cannot stream (its reverse direction needs the whole "
+                           "sequence): call numrnn_forward with state NULL")
+        return keep(State(model, batch), out)
+
+    @extern
+    def state_free(handle):
+        return release(handle)
+
+    def forward_into(handle, state, inputs, dtype, seq_len, batch, y, y_len):
+        """inputs: x (float32, [T, B, I]) or tokens (int32, [T, B])."""
+        model = ffi.from_handle(handle)
+        state = None if state == ffi.NULL else ffi.from_handle(state)
+        shape = (seq_len, batch, model.input_size) if dtype == np.float32 else (seq_len, batch)
+        out, final = run(model, state, view(inputs, dtype, shape), y_len)
+        view(y, np.float32, out.shape)[...] = out
+        if state is not None:
+            state.value = final
+        return lib.NUMRNN_OK
+
+    @extern
+    def forward(handle, state, x, seq_len, batch, y, y_len):
+        return forward_into(handle, state, x, np.float32, seq_len, batch, y, y_len)
+
+    @extern
+    def forward_tokens(handle, state, tokens, seq_len, batch, y, y_len):
+        return forward_into(handle, state, tokens, np.int32, seq_len, batch, y, y_len)
+
+    @extern
+    def token_text(handle, token, text, text_len):
+        model = ffi.from_handle(handle)
+        if model.vocab is None:
+            raise ArgError("this model is a layer: it has no vocabulary")
+        if not 0 <= token < model.vocab_size:
+            raise ArgError(f"token must be in 0..{model.vocab_size - 1}, got {token}")
+        data = model.vocab[token].encode("utf-8")
+        if len(data) + 1 > text_len:
+            raise ArgError(f"text_len is {text_len} bytes, token {token} needs {len(data) + 1}")
+        ffi.memmove(text, data + b"\0", len(data) + 1)
+        return lib.NUMRNN_OK
