@@ -6,6 +6,7 @@ runs it, and maps exceptions to NUMRNN_E_* codes with a message. Caller memory i
 through numpy views, with no copy in: x and tokens are viewed in place, and the output is copied
 once, into y. Not for use from Python programs: they call the blocks directly.
 """
+import json
 import math
 import threading
 import warnings
@@ -30,8 +31,19 @@ class DeviceError(RuntimeError):
 
 
 def vocabulary(lm):
-    """A LanguageModel's token texts, index = token id."""
-    return list(lm.vocab)
+    """A LanguageModel's token texts, index = token id, from the "vocabulary" metadata that
+    `numrnn train` saves (a JSON list of characters); None when the file has none."""
+    text = lm.metadata.get("vocabulary") if hasattr(lm, "metadata") else None
+    if text is None:
+        return None
+    try:
+        vocab = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise WeightsFileError(f"the LanguageModel's vocabulary metadata is damaged ({e})") from None
+    if not isinstance(vocab, list) or len(vocab) != lm.vocab_size or not all(isinstance(v, str) for v in vocab):
+        raise WeightsFileError(f"the LanguageModel's vocabulary metadata is not a list of "
+                               f"{lm.vocab_size} strings")
+    return vocab
 
 
 class Model:
@@ -45,12 +57,12 @@ class Model:
         language_model = getattr(numrnn, "LanguageModel", None)
         if language_model is not None and isinstance(block, language_model):
             rnn = block.rnn
-            self.vocab = vocabulary(block)
-            self.input_size, self.output_size, self.vocab_size = 0, len(self.vocab), len(self.vocab)
+            self.tokens, self.vocab = True, vocabulary(block)
+            self.input_size, self.output_size, self.vocab_size = 0, block.vocab_size, block.vocab_size
             self.batch_first = False
         elif isinstance(block, Recurrent):
             rnn = block
-            self.vocab = None
+            self.tokens, self.vocab = False, None
             self.input_size, self.vocab_size = block.input_size, 0
             self.output_size = block.num_directions * block.out_size
             self.batch_first = block.batch_first
@@ -90,9 +102,9 @@ def run(model, state, inputs, y_len):
     int32 token ids (views of the caller's memory). Returns the outputs [T, B, O]; the caller
     writes them out, then stores `final` in the state, so a failed call changes nothing."""
     T, B = inputs.shape[:2]
-    if (model.vocab is None) != (inputs.ndim == 3):
+    if model.tokens != (inputs.ndim == 2):
         raise ArgError("this model is a LanguageModel: it takes token ids, call numrnn_forward_tokens"
-                       if model.vocab is not None else
+                       if model.tokens else
                        "this model is a layer: it takes features, call numrnn_forward")
     need = T * B * model.output_size
     if y_len < need:
@@ -103,7 +115,7 @@ def run(model, state, inputs, y_len):
             raise ArgError("the state was made for another model")
         if state.batch != B:
             raise ArgError(f"the state was made for batch {state.batch}, the call has batch {B}")
-    if model.vocab is not None:
+    if model.tokens:
         if inputs.min() < 0 or inputs.max() >= model.vocab_size:
             t, b = np.argwhere((inputs < 0) | (inputs >= model.vocab_size))[0]
             raise ArgError(f"token ids must be in 0..{model.vocab_size - 1} (the vocabulary), got "
@@ -205,8 +217,11 @@ def bind(ffi, lib):
     @extern
     def token_text(handle, token, text, text_len):
         model = ffi.from_handle(handle)
-        if model.vocab is None:
+        if not model.tokens:
             raise ArgError("this model is a layer: it has no vocabulary")
+        if model.vocab is None:
+            raise ArgError("this LanguageModel's file has no vocabulary (the \"vocabulary\" metadata "
+                           "that numrnn train saves), so its tokens have no text")
         if not 0 <= token < model.vocab_size:
             raise ArgError(f"token must be in 0..{model.vocab_size - 1}, got {token}")
         data = model.vocab[token].encode("utf-8")

@@ -6,6 +6,7 @@ FOLDER/manifest.txt has one line per model:  name kind T B I O V streams
 (kind: features or tokens; streams: 1 if a state can carry it, 0 for bidirectional models), and
 name.safetensors, name.in ([T][B][I] float32 or [T][B] int32), name.out ([T][B][O] float32).
 """
+import json
 import os
 import sys
 
@@ -32,14 +33,17 @@ def layers():
     }
 
 
-def language_model():
-    """A tiny character LanguageModel, or None where numrnn has none yet."""
+def language_models():
+    """name -> a tiny character LanguageModel with its vocabulary, as `numrnn train` saves it;
+    none where numrnn has no LanguageModel yet."""
     if not hasattr(numrnn, "LanguageModel"):
-        return None
+        return {}
     vocab = sorted(set("def main():\n    return 0\n"))
-    lm = numrnn.LanguageModel(len(vocab), 4, cell="lstm", hidden_size=H, num_layers=2, seed=10)
-    lm.vocab = vocab
-    return lm
+    models = {"lm": numrnn.LanguageModel(len(vocab), 4, cell="lstm", hidden_size=H, num_layers=2, seed=10),
+              "lm_gru": numrnn.LanguageModel(len(vocab), 4, cell="gru", hidden_size=H, seed=11)}
+    for lm in models.values():
+        lm.metadata["vocabulary"] = json.dumps(vocab)
+    return models
 
 
 def write(folder, name, kind, model, inputs, outputs, vocab_size, streams, manifest):
@@ -62,11 +66,10 @@ def main(folder):
         write(folder, name, "features", layer, x, out, 0, not layer.bidirectional, manifest)
         if name == "lstm":   # the example host's input: one time step per line, batch 1
             np.savetxt(os.path.join(folder, "lstm.txt"), x[:, 0], fmt="%.7g")
-    lm = language_model()
-    if lm is not None:
+    for name, lm in language_models().items():
         tokens = rng.integers(0, lm.vocab_size, (T, B)).astype(np.int32)
         logits, _ = lm(tokens)
-        write(folder, "lm", "tokens", lm, tokens, logits, lm.vocab_size, True, manifest)
+        write(folder, name, "tokens", lm, tokens, logits, lm.vocab_size, True, manifest)
     with open(os.path.join(folder, "manifest.txt"), "w") as f:
         f.write("\n".join(manifest) + "\n")
 
