@@ -8,6 +8,7 @@ name.safetensors, name.in ([T][B][I] float32 or [T][B] int32), name.out ([T][B][
 """
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -55,7 +56,8 @@ def write(folder, name, kind, model, inputs, outputs, vocab_size, streams, manif
 
 
 def main(folder):
-    os.makedirs(folder, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)   # no stale model from an earlier numrnn
+    os.makedirs(folder)
     rng = np.random.default_rng(0)
     manifest = []
     for name, layer in layers().items():
