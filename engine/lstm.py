@@ -3,6 +3,10 @@
 Gate rows i, f, g, o (engine/gates.py). With a projection (proj_size P > 0) the state is
 h = W_hr (o * tanh(c)); without one, w_hr is an empty [0, 0] array and P = H.
   c_t = f * c_{t-1} + i * g,   h_t = [W_hr] (o * tanh(c_t))
+Two variants share these kernels (the ONNX LSTM operator's semantics):
+  peephole: w_peep [NP, H] rows i, f, o (gates.py): i and f add w_peep * c_{t-1} to their
+            pre-activation, o adds w_peep * c_t; without peepholes w_peep is an empty [0, H] array.
+  coupled:  f = 1 - i (CIFG); the gate blocks are i, g, o and no forget rows exist.
 The wrapper (python/numrnn/recurrent.py) validates, allocates and loops over layers/directions.
 """
 import math
@@ -10,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .gates import LSTM_F, LSTM_G, LSTM_I, LSTM_O
+from .gates import CIFG_G, CIFG_I, CIFG_O, LSTM_F, LSTM_G, LSTM_I, LSTM_O, PEEP_F, PEEP_I
 from .steps import input_projection, states_before, time_at, weight_grads
 
 
@@ -19,21 +23,34 @@ def sigmoid(v):
     return 1.0 / (1.0 + math.exp(-v))
 
 
+@njit(cache=True, inline="always")
+def gate_offsets(H, coupled):
+    """Offsets of the i, f, g, o blocks in a row of G gate values (f unused when coupled)."""
+    if coupled:
+        return CIFG_I * H, 0, CIFG_G * H, CIFG_O * H
+    return LSTM_I * H, LSTM_F * H, LSTM_G * H, LSTM_O * H
+
+
 @njit(cache=True)
-def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths, reverse):
+def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, lengths, reverse, coupled):
     """hs [T, B, P] out: h after each step; cs [T, B, H] out: c after each step;
-    acts [T, B, 4H] out: gate activations, saved for backward;
-    x [T, B, I]; h0 [B, P]; c0 [B, H]; w_ih [4H, I]; w_hh [4H, P]; b_ih, b_hh [4H];
-    w_hr [P, H] or [0, 0]; lengths [B] int64 in 1..T; reverse: walk t = T-1..0."""
+    acts [T, B, G] out: gate activations, saved for backward (G = 4H, or 3H when coupled);
+    x [T, B, I]; h0 [B, P]; c0 [B, H]; w_ih [G, I]; w_hh [G, P]; b_ih, b_hh [G];
+    w_hr [P, H] or [0, 0]; w_peep [NP, H] or [0, H]; lengths [B] int64 in 1..T;
+    reverse: walk t = T-1..0; coupled: f = 1 - i."""
     T, B, _ = x.shape
     H = c0.shape[1]
+    G = w_ih.shape[0]
     proj = w_hr.shape[0] > 0
+    peep = w_peep.shape[0] > 0
+    po = w_peep.shape[0] - 1        # the o row is the last one
+    oi, of, og, oo = gate_offsets(H, coupled)
     input_projection(acts, x, w_ih)
     bias = b_ih + b_hh
     h = h0.copy()                   # [B, P] running state
     c = c0.copy()                   # [B, H]
     r = np.empty((B, H), x.dtype)   # o * tanh(c), the state before projection
-    gh = np.empty((B, 4 * H), x.dtype)
+    gh = np.empty((B, G), x.dtype)
     for s in range(T):
         t = time_at(s, T, reverse)
         np.dot(h, w_hh.T, gh)
@@ -42,16 +59,30 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths,
                 continue
             a = acts[t, b]
             for j in range(H):
-                gi = sigmoid(a[LSTM_I * H + j] + bias[LSTM_I * H + j] + gh[b, LSTM_I * H + j])
-                gf = sigmoid(a[LSTM_F * H + j] + bias[LSTM_F * H + j] + gh[b, LSTM_F * H + j])
-                gg = math.tanh(a[LSTM_G * H + j] + bias[LSTM_G * H + j] + gh[b, LSTM_G * H + j])
-                go = sigmoid(a[LSTM_O * H + j] + bias[LSTM_O * H + j] + gh[b, LSTM_O * H + j])
-                a[LSTM_I * H + j] = gi
-                a[LSTM_F * H + j] = gf
-                a[LSTM_G * H + j] = gg
-                a[LSTM_O * H + j] = go
-                c[b, j] = gf * c[b, j] + gi * gg
-                r[b, j] = go * math.tanh(c[b, j])
+                cp = c[b, j]
+                zi = a[oi + j] + bias[oi + j] + gh[b, oi + j]
+                zo = a[oo + j] + bias[oo + j] + gh[b, oo + j]
+                if peep:
+                    zi += w_peep[PEEP_I, j] * cp
+                gi = sigmoid(zi)
+                if coupled:
+                    gf = 1.0 - gi
+                else:
+                    zf = a[of + j] + bias[of + j] + gh[b, of + j]
+                    if peep:
+                        zf += w_peep[PEEP_F, j] * cp
+                    gf = sigmoid(zf)
+                    a[of + j] = gf
+                gg = math.tanh(a[og + j] + bias[og + j] + gh[b, og + j])
+                cn = gf * cp + gi * gg
+                if peep:
+                    zo += w_peep[po, j] * cn
+                go = sigmoid(zo)
+                a[oi + j] = gi
+                a[og + j] = gg
+                a[oo + j] = go
+                c[b, j] = cn
+                r[b, j] = go * math.tanh(cn)
         if proj:
             hp = np.dot(r, w_hr.T)
         else:
@@ -64,16 +95,20 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths,
 
 
 @njit(cache=True)
-def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr,
-                  dhs, dhn, dcn, x, h0, c0, w_ih, w_hh, w_hr, hs, cs, acts, lengths, reverse):
+def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
+                  dhs, dhn, dcn, x, h0, c0, w_ih, w_hh, w_hr, w_peep, hs, cs, acts, lengths, reverse, coupled):
     """dx [T, B, I] out; dh0 [B, P], dc0 [B, H] out;
-    dw_ih [4H, I], dw_hh [4H, P], db_ih, db_hh [4H], dw_hr [P, H] or [0, 0]: accumulated;
-    dhs [T, B, P] gradient on the outputs; dhn [B, P], dcn [B, H] gradient on the final state;
-    the rest is the forward's inputs and saved hs, cs, acts."""
+    dw_ih [G, I], dw_hh [G, P], db_ih, db_hh [G], dw_hr [P, H] or [0, 0], dw_peep [NP, H] or [0, H]:
+    accumulated; dhs [T, B, P] gradient on the outputs; dhn [B, P], dcn [B, H] gradient on the
+    final state; the rest is the forward's inputs and saved hs, cs, acts."""
     T, B, _ = x.shape
     H = c0.shape[1]
+    G = w_ih.shape[0]
     proj = w_hr.shape[0] > 0
-    dg = np.zeros((T, B, 4 * H), x.dtype)   # gradient of the gate pre-activations
+    peep = w_peep.shape[0] > 0
+    po = w_peep.shape[0] - 1
+    oi, of, og, oo = gate_offsets(H, coupled)
+    dg = np.zeros((T, B, G), x.dtype)       # gradient of the gate pre-activations
     dh = dhn.copy()                           # [B, P] gradient flowing into h_t
     dc = dcn.copy()                           # [B, H]
     Tp = T if proj else 0
@@ -95,23 +130,44 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr,
                 continue
             a = acts[t, b]
             for j in range(H):
-                gi = a[LSTM_I * H + j]
-                gf = a[LSTM_F * H + j]
-                gg = a[LSTM_G * H + j]
-                go = a[LSTM_O * H + j]
+                gi = a[oi + j]
+                gg = a[og + j]
+                go = a[oo + j]
                 if s == 0:
                     cprev = c0[b, j]
                 else:
                     cprev = cs[time_at(s - 1, T, reverse), b, j]
-                tc = math.tanh(cs[t, b, j])
+                cn = cs[t, b, j]
+                tc = math.tanh(cn)
                 if proj:
                     rs[t, b, j] = go * tc
+                dzo = dr[b, j] * tc * go * (1.0 - go)
                 dcj = dc[b, j] + dr[b, j] * go * (1.0 - tc * tc)
-                dg[t, b, LSTM_I * H + j] = dcj * gg * gi * (1.0 - gi)
-                dg[t, b, LSTM_F * H + j] = dcj * cprev * gf * (1.0 - gf)
-                dg[t, b, LSTM_G * H + j] = dcj * gi * (1.0 - gg * gg)
-                dg[t, b, LSTM_O * H + j] = dr[b, j] * tc * go * (1.0 - go)
-                dc[b, j] = dcj * gf
+                if peep:
+                    dcj += dzo * w_peep[po, j]
+                dgi = dcj * gg          # gradient on the value of i
+                dgf = dcj * cprev       # gradient on the value of f
+                dzf = 0.0
+                if coupled:
+                    gf = 1.0 - gi
+                    dzi = (dgi - dgf) * gi * (1.0 - gi)
+                else:
+                    gf = a[of + j]
+                    dzi = dgi * gi * (1.0 - gi)
+                    dzf = dgf * gf * (1.0 - gf)
+                    dg[t, b, of + j] = dzf
+                dg[t, b, oi + j] = dzi
+                dg[t, b, og + j] = dcj * gi * (1.0 - gg * gg)
+                dg[t, b, oo + j] = dzo
+                dcp = dcj * gf
+                if peep:
+                    dcp += dzi * w_peep[PEEP_I, j]
+                    dw_peep[PEEP_I, j] += dzi * cprev
+                    dw_peep[po, j] += dzo * cn
+                    if not coupled:
+                        dcp += dzf * w_peep[PEEP_F, j]
+                        dw_peep[PEEP_F, j] += dzf * cprev
+                dc[b, j] = dcp
         dprev = np.dot(dg[t], w_hh)
         for b in range(B):
             if t < lengths[b]:

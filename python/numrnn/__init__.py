@@ -1,7 +1,8 @@
 """numrnn: RNN, LSTM and GRU with hand-written forward and BPTT in Numba, PyTorch's semantics and
 parameter names, and no autograd framework underneath."""
+from numrnn.cells import GRUCell, LSTMCell, RNNCell
 from numrnn.recurrent import GRU, LSTM, RNN
 from numrnn.serialize import WeightsFileError, load, save
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU", "save", "load", "WeightsFileError"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "save", "load", "WeightsFileError"]

@@ -49,10 +49,12 @@ class Module:
         self.flat_params = np.zeros(sum(sizes), dtype)    # [N] every parameter, back to back
         self.flat_grads = np.zeros(sum(sizes), dtype)     # [N] same layout
         self.params, self.grads = {}, {}
+        self.offsets = {}                                   # name -> start in the flat buffers
         offset = 0
         for (name, shape), size in zip(shapes, sizes):
             self.params[name] = self.flat_params[offset:offset + size].reshape(shape)
             self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
+            self.offsets[name] = offset
             offset += size
 
     def zero_grad(self):

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from numrnn import engine
-from numrnn.engine.gates import NONLINEARITIES, NUM_GATES, param_names
+from numrnn.engine.gates import NONLINEARITIES, direction_param_names, layer_suffixes, num_gates
 from numrnn.module import Module, as_numpy, check_device, check_dtype, check_positive_int
 from numrnn.serialize import register
 
@@ -21,7 +21,7 @@ class Recurrent(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, nonlinearity="tanh",
-                 device="cpu", dtype=np.float32, seed=None):
+                 device="cpu", dtype=np.float32, seed=None, peephole=False, coupled=False):
         self.input_size = check_positive_int("input_size", input_size)
         self.hidden_size = check_positive_int("hidden_size", hidden_size)
         self.num_layers = check_positive_int("num_layers", num_layers)
@@ -39,27 +39,28 @@ class Recurrent(Module):
             warnings.warn(f"{self.cell}: dropout={dropout} has no effect with num_layers=1 (dropout acts "
                           f"between layers, on every layer's output but the last)", stacklevel=3)
         self.nonlinearity = nonlinearity
+        self._act = NONLINEARITIES[nonlinearity]
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
         self.dropout = float(dropout)
+        self.peephole = bool(peephole)
+        self.coupled = bool(coupled)
         self.device = check_device(device)
         self.dtype = check_dtype(dtype)
         self.seed = seed
 
         H, P, D = self.hidden_size, self.out_size, self.num_directions
-        G = NUM_GATES[self.cell] * H
+        G = num_gates(self.cell, self.coupled) * H
         shapes = []
-        for name in param_names(self.cell, self.num_layers, self.bidirectional, self.bias, self.proj_size):
-            layer = int(name.split("_l")[1].split("_")[0])
-            if name.startswith("weight_ih"):
-                shapes.append((name, (G, self.input_size if layer == 0 else D * P)))
-            elif name.startswith("weight_hh"):
-                shapes.append((name, (G, P)))
-            elif name.startswith("bias"):
-                shapes.append((name, (G,)))
-            else:
-                shapes.append((name, (P, H)))
+        for idx, sfx in enumerate(self._suffixes()):
+            layer_input = self.input_size if idx < D else D * P
+            for name in direction_param_names(self.cell, sfx, self.bias, self.proj_size, self.peephole,
+                                              self.coupled):
+                kind = name[:len(name) - len(sfx)]
+                shape = {"weight_ih": (G, layer_input), "weight_hh": (G, P), "bias_ih": (G,), "bias_hh": (G,),
+                         "weight_hr": (P, H)}.get(kind, (H,))   # the rest are peephole weights
+                shapes.append((name, shape))
         self._allocate(shapes, self.dtype)
         init_seq, drop_seq = np.random.SeedSequence(seed).spawn(2)
         k = 1.0 / np.sqrt(H)
@@ -69,6 +70,7 @@ class Recurrent(Module):
         self._no_bias = np.zeros(G, self.dtype)
         self._no_bias_grad = np.zeros(G, self.dtype)
         self._no_proj = np.zeros((0, 0), self.dtype)
+        self._no_peep = np.zeros((0, H), self.dtype)
         self._cache = None
 
     # -- sizes and configuration ---------------------------------------------------------------
@@ -89,50 +91,84 @@ class Recurrent(Module):
             cfg["proj_size"] = self.proj_size
         if self.cell == "RNN":
             cfg["nonlinearity"] = self.nonlinearity
+        cfg.update(self._variant_config())
         return cfg
 
+    def _variant_config(self):
+        """The LSTM variants, written only when used so that plain layers keep PyTorch's arguments."""
+        return {k: True for k in ("peephole", "coupled") if getattr(self, k)}
+
+    def pytorch_incompatibility(self):
+        """Why PyTorch cannot hold this block's weights ("" when it can)."""
+        reasons = []
+        if self.peephole:
+            reasons.append("peephole=True adds weight_ci/weight_cf/weight_co, which PyTorch's LSTM has no place for")
+        if self.coupled:
+            reasons.append("coupled=True (f = 1 - i) has no forget-gate rows, so weight_ih/weight_hh/biases "
+                           "have 3*hidden_size rows where PyTorch expects 4*hidden_size")
+        return "; ".join(reasons)
+
+    def load_state_dict(self, state, strict=True):
+        try:
+            super().load_state_dict(state, strict)
+        except ValueError as e:
+            why = self.pytorch_incompatibility()
+            if not why:
+                raise
+            raise ValueError(f"{e} | note: this {type(self).__name__} cannot take a PyTorch state dict: "
+                             f"{why}") from None
+
     def __repr__(self):
-        return f"numrnn.{self.cell}(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
+        return f"numrnn.{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
+
+    def _suffixes(self):
+        """Name suffix of each layer/direction, indexed layer * D + direction."""
+        return layer_suffixes(self.num_layers, self.bidirectional)
 
     def _tensors(self, store, idx):
-        """(w_ih, w_hh, b_ih, b_hh, w_hr) of layer/direction idx = layer * D + direction, from
-        self.params or self.grads; absent biases/projection come as stand-ins."""
-        layer, direction = divmod(idx, self.num_directions)
-        sfx = "_l%d%s" % (layer, "_reverse" if direction else "")
+        """(w_ih, w_hh, b_ih, b_hh, w_hr, w_peep) of layer/direction idx = layer * D + direction, from
+        self.params or self.grads; absent biases/projection/peepholes come as stand-ins.
+        w_peep [NP, H] is one view over the back-to-back weight_ci, (weight_cf,) weight_co."""
+        sfx = self._suffixes()[idx]
         grads = store is self.grads
         no_bias = self._no_bias_grad if grads else self._no_bias
+        w_peep = self._no_peep
+        if self.peephole:
+            flat = self.flat_grads if grads else self.flat_params
+            start, H = self.offsets["weight_ci" + sfx], self.hidden_size
+            rows = 2 if self.coupled else 3
+            w_peep = flat[start:start + rows * H].reshape(rows, H)
         return (store["weight_ih" + sfx], store["weight_hh" + sfx],
                 store.get("bias_ih" + sfx, no_bias), store.get("bias_hh" + sfx, no_bias),
-                store.get("weight_hr" + sfx, self._no_proj))
+                store.get("weight_hr" + sfx, self._no_proj), w_peep)
 
     # -- input checks --------------------------------------------------------------------------
     def _as_float(self, name, a):
         a = as_numpy(a)
         if not np.issubdtype(a.dtype, np.floating):
-            raise TypeError(f"{self.cell}: {name} must be a floating-point array, got dtype {a.dtype}")
+            raise TypeError(f"{type(self).__name__}: {name} must be a floating-point array, got dtype {a.dtype}")
         return a.astype(self.dtype, copy=False)
 
     def _time_major(self, name, a, feature_size):
         a = self._as_float(name, a)
         layout = "[B, T, features]" if self.batch_first else "[T, B, features]"
         if a.ndim != 3:
-            raise ValueError(f"{self.cell}: {name} must be 3-D {layout}, got shape {a.shape}")
+            raise ValueError(f"{type(self).__name__}: {name} must be 3-D {layout}, got shape {a.shape}")
         if a.shape[2] != feature_size:
-            raise ValueError(f"{self.cell}: {name} must have {feature_size} features in its last "
+            raise ValueError(f"{type(self).__name__}: {name} must have {feature_size} features in its last "
                              f"dimension, got shape {a.shape}")
         if 0 in a.shape:
-            raise ValueError(f"{self.cell}: {name} must have T >= 1 and B >= 1, got shape {a.shape}")
+            raise ValueError(f"{type(self).__name__}: {name} must have T >= 1 and B >= 1, got shape {a.shape}")
         if self.batch_first:
             a = a.transpose(1, 0, 2)
         return np.array(a, order="C")   # a copy: forward keeps it for backward, the caller may reuse theirs
 
-    def _state(self, name, a, shape):
+    def _state(self, name, a, shape, layout="[num_layers * num_directions, B, size]"):
         if a is None:
             return np.zeros(shape, self.dtype)
         a = self._as_float(name, a)
         if a.shape != shape:
-            raise ValueError(f"{self.cell}: {name} must have shape {shape} "
-                             f"[num_layers * num_directions, B, size], got {a.shape}")
+            raise ValueError(f"{type(self).__name__}: {name} must have shape {shape} {layout}, got {a.shape}")
         return np.array(a, order="C")
 
     def _lengths(self, lengths, T, B):
@@ -140,11 +176,11 @@ class Recurrent(Module):
             return np.full(B, T, np.int64)
         a = as_numpy(lengths)
         if not np.issubdtype(a.dtype, np.integer):
-            raise TypeError(f"{self.cell}: lengths must be integers, got dtype {a.dtype}")
+            raise TypeError(f"{type(self).__name__}: lengths must be integers, got dtype {a.dtype}")
         if a.shape != (B,):
-            raise ValueError(f"{self.cell}: lengths must have shape ({B},) (one per sequence), got {a.shape}")
+            raise ValueError(f"{type(self).__name__}: lengths must have shape ({B},) (one per sequence), got {a.shape}")
         if a.min() < 1 or a.max() > T:
-            raise ValueError(f"{self.cell}: lengths must be in 1..{T} (T), got min {a.min()}, max {a.max()}")
+            raise ValueError(f"{type(self).__name__}: lengths must be in 1..{T} (T), got min {a.min()}, max {a.max()}")
         return a.astype(np.int64)
 
     # -- forward and backward ------------------------------------------------------------------
@@ -189,13 +225,13 @@ class Recurrent(Module):
 
     def _backward(self, dout, dh_n, dc_n):
         if self._cache is None:
-            raise RuntimeError(f"{self.cell}.backward() called before any forward()")
+            raise RuntimeError(f"{type(self).__name__}.backward() called before any forward()")
         cache = self._cache
         L, D, H, P = self.num_layers, self.num_directions, self.hidden_size, self.out_size
         T, B, _ = cache["inputs"][0].shape
         dy = self._time_major("dout", dout, D * P)
         if dy.shape[:2] != (T, B):
-            raise ValueError(f"{self.cell}: dout must match the last forward's output "
+            raise ValueError(f"{type(self).__name__}: dout must match the last forward's output "
                              f"(T={T}, B={B}), got shape {as_numpy(dout).shape}")
         dh_n = self._state("dh_n", dh_n, (L * D, B, P))
         dc_n = self._state("dc_n", dc_n, (L * D, B, H)) if self.cell == "LSTM" else None
@@ -230,7 +266,6 @@ class RNN(Recurrent):
                  seed=None, proj_size=0):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size, nonlinearity, device, dtype, seed)
-        self._act = NONLINEARITIES[self.nonlinearity]
 
     def __call__(self, x, h0=None, lengths=None):
         out, h_n, _ = self._forward(x, h0, None, lengths)
@@ -241,14 +276,14 @@ class RNN(Recurrent):
         return dx, dh0
 
     def _run_forward(self, idx, x, h0, c0, lengths, reverse):
-        w_ih, w_hh, b_ih, b_hh, _ = self._tensors(self.params, idx)
+        w_ih, w_hh, b_ih, b_hh, _, _ = self._tensors(self.params, idx)
         hs = np.empty((x.shape[0], x.shape[1], self.hidden_size), self.dtype)
         engine.rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, self._act, lengths, reverse)
         return hs, None, hs
 
     def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, hs, lengths, reverse):
-        w_ih, w_hh, _, _, _ = self._tensors(self.params, idx)
-        dw_ih, dw_hh, db_ih, db_hh, _ = self._tensors(self.grads, idx)
+        w_ih, w_hh, _, _, _, _ = self._tensors(self.params, idx)
+        dw_ih, dw_hh, db_ih, db_hh, _, _ = self._tensors(self.grads, idx)
         engine.rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh, hs,
                             self._act, lengths, reverse)
 
@@ -267,7 +302,7 @@ class GRU(Recurrent):
     backward = RNN.backward
 
     def _run_forward(self, idx, x, h0, c0, lengths, reverse):
-        w_ih, w_hh, b_ih, b_hh, _ = self._tensors(self.params, idx)
+        w_ih, w_hh, b_ih, b_hh, _, _ = self._tensors(self.params, idx)
         T, B, H = x.shape[0], x.shape[1], self.hidden_size
         hs = np.empty((T, B, H), self.dtype)
         acts = np.empty((T, B, 3 * H), self.dtype)
@@ -276,8 +311,8 @@ class GRU(Recurrent):
         return hs, None, (hs, acts, hn_pre)
 
     def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, saved, lengths, reverse):
-        w_ih, w_hh, _, _, _ = self._tensors(self.params, idx)
-        dw_ih, dw_hh, db_ih, db_hh, _ = self._tensors(self.grads, idx)
+        w_ih, w_hh, _, _, _, _ = self._tensors(self.params, idx)
+        dw_ih, dw_hh, db_ih, db_hh, _, _ = self._tensors(self.grads, idx)
         hs, acts, hn_pre = saved
         engine.gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh,
                             hs, acts, hn_pre, lengths, reverse)
@@ -290,9 +325,10 @@ class LSTM(Recurrent):
     cell = "LSTM"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, device="cpu", dtype=np.float32, seed=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, device="cpu", dtype=np.float32, seed=None,
+                 peephole=False, coupled=False):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, "tanh", device, dtype, seed)
+                         proj_size, "tanh", device, dtype, seed, peephole, coupled)
 
     def __call__(self, x, state=None, lengths=None):
         h0, c0 = (None, None) if state is None else self._pair("state", state)
@@ -306,21 +342,22 @@ class LSTM(Recurrent):
 
     def _pair(self, name, value):
         if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"LSTM: {name} must be a pair (h, c) or None, got {type(value).__name__}")
+            raise TypeError(f"{type(self).__name__}: {name} must be a pair (h, c) or None, got {type(value).__name__}")
         return value
 
     def _run_forward(self, idx, x, h0, c0, lengths, reverse):
-        w_ih, w_hh, b_ih, b_hh, w_hr = self._tensors(self.params, idx)
+        w_ih, w_hh, b_ih, b_hh, w_hr, w_peep = self._tensors(self.params, idx)
         T, B, H = x.shape[0], x.shape[1], self.hidden_size
         hs = np.empty((T, B, self.out_size), self.dtype)
         cs = np.empty((T, B, H), self.dtype)
-        acts = np.empty((T, B, 4 * H), self.dtype)
-        engine.lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths, reverse)
+        acts = np.empty((T, B, w_ih.shape[0]), self.dtype)
+        engine.lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, lengths, reverse,
+                            self.coupled)
         return hs, cs, (hs, cs, acts)
 
     def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, saved, lengths, reverse):
-        w_ih, w_hh, _, _, w_hr = self._tensors(self.params, idx)
-        dw_ih, dw_hh, db_ih, db_hh, dw_hr = self._tensors(self.grads, idx)
+        w_ih, w_hh, _, _, w_hr, w_peep = self._tensors(self.params, idx)
+        dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep = self._tensors(self.grads, idx)
         hs, cs, acts = saved
-        engine.lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dhs, dhn, dcn, x, h0, c0,
-                             w_ih, w_hh, w_hr, hs, cs, acts, lengths, reverse)
+        engine.lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep, dhs, dhn, dcn, x, h0, c0,
+                             w_ih, w_hh, w_hr, w_peep, hs, cs, acts, lengths, reverse, self.coupled)

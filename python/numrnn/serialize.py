@@ -3,7 +3,9 @@
 Metadata (all strings): format = "numrnn/1", type = the block's class name, config = JSON of the
 constructor arguments, plus the block's own `metadata` dict (e.g. a language model's vocabulary,
 training steps). The tensors are the block's state_dict, so
-`torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))` works on a layer file.
+`torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))` works on a layer file,
+except for numrnn's own LSTM variants (peephole, coupled): their files carry a "pytorch" metadata
+entry saying why PyTorch cannot hold them.
 Writes are atomic: a temporary file in the same folder, fsync, then rename.
 """
 import json
@@ -15,7 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as safetensors_bytes
 
 FORMAT = "numrnn/1"
-RESERVED = ("format", "type", "config")
+RESERVED = ("format", "type", "config", "pytorch")
 _TYPES = {}
 
 
@@ -51,6 +53,9 @@ def save(obj, path):
         raise TypeError(f"numrnn.save: cannot save a {type(obj).__name__}; expected one of {sorted(_TYPES)}")
     extra = {str(k): str(v) for k, v in getattr(obj, "metadata", {}).items() if k not in RESERVED}
     meta = dict(extra, format=FORMAT, type=type(obj).__name__, config=json.dumps(obj.config()))
+    why = obj.pytorch_incompatibility() if hasattr(obj, "pytorch_incompatibility") else ""
+    if why:
+        meta["pytorch"] = "cannot load into PyTorch: " + why
     tensors = {k: np.ascontiguousarray(v) for k, v in obj.state_dict().items()}
     atomic_write(path, safetensors_bytes(tensors, metadata=meta))
 
