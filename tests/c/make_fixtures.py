@@ -20,7 +20,8 @@ T, B, I, H = 6, 2, 3, 5
 
 
 def layers():
-    """name -> layer: every cell, bidirectional, proj_size, relu without bias, batch_first, float64."""
+    """name -> layer: every cell, bidirectional, proj_size, relu without bias, batch_first, float64,
+    and numrnn's LSTM variants."""
     return {
         "lstm": numrnn.LSTM(I, H, num_layers=2, seed=1),
         "gru": numrnn.GRU(I, H, seed=2),
@@ -31,6 +32,7 @@ def layers():
         "lstm_proj": numrnn.LSTM(I, H, proj_size=2, num_layers=2, seed=7),
         "gru_batch_first": numrnn.GRU(I, H, batch_first=True, seed=8),
         "lstm_f64": numrnn.LSTM(I, H, dtype=np.float64, seed=9),
+        "lstm_peephole_coupled": numrnn.LSTM(I, H, num_layers=2, peephole=True, coupled=True, seed=12),
     }
 
 
