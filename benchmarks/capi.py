@@ -6,7 +6,8 @@ interface's own cost shows), and a new host process's time to its first output.
 
 BUILD_FOLDER (default build/) holds libnumrnn.so, numrnn-bench and numrnn-run from `cmake --build`.
 The machine is shared, so the overhead is measured inside one process, where Python's call and
-the C call alternate in short blocks and each keeps its best block: this script loads
+the C call alternate in blocks of 1000 calls (long enough that switching between the two copies
+of the weights, which do not fit in L2 at H=256, costs little) and each keeps its best block: this script loads
 libnumrnn.so with cffi (the library then runs in this interpreter) and subtracts the cost of a
 cffi call of an empty C function. numrnn-bench, a C host, gives the same call from C as a check.
 Start-up is the median of 5 runs of `env -i numrnn-run` with a warm Numba cache.
@@ -24,7 +25,7 @@ import numpy as np
 import numrnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-L, BLOCK, ROUNDS = 2, 100, 40
+L, BLOCK, ROUNDS = 2, 1000, 10
 DECLARATIONS = """
 typedef struct numrnn_model numrnn_model;
 typedef struct numrnn_state numrnn_state;

@@ -92,3 +92,17 @@ def test_install_and_link(build, tmp_path):
     np.savetxt(tmp_path / "x.txt", np.ones((4, 2)))
     out = run(["env", "-i", host, str(tmp_path / "gru.safetensors"), "--input", str(tmp_path / "x.txt")])
     assert np.array([line.split() for line in out.strip().splitlines()], float).shape == (4, 3)
+
+
+@pytest.mark.skipif(not hasattr(numrnn, "LanguageModel"), reason="this numrnn has no LanguageModel yet")
+def test_example_host_generates_from_numrnn_train(build, tmp_path):
+    """A model trained by `numrnn train`, sampled by the C example host from an empty environment."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("def add(a, b):\n    return a + b\n\n" * 40)
+    model = str(tmp_path / "lm.safetensors")
+    run([sys.executable, "-c", "import sys; from numrnn.cli import main; sys.exit(main(sys.argv[1:]))",
+         "train", "--data", str(corpus), "--steps", "4", "--hidden-size", "16", "--embedding-dim", "8",
+         "--seq-len", "16", "--batch-size", "4", "--eval-every", "4", "--out", model])
+    out = run(["env", "-i", os.path.join(build, "numrnn-run"), model, "--prompt", "def ", "--length", "40",
+               "--seed", "3"])
+    assert out.startswith("def ") and len(out.rstrip("\n")) == 44 and set(out) <= set(corpus.read_text()), out

@@ -2,9 +2,9 @@
 
 capi/init.py calls bind(ffi, lib) once inside the embedded interpreter. The C half has already
 checked every pointer and sign; this half checks what needs the model (sizes, states, token ids),
-runs it, and maps exceptions to NUMRNN_E_* codes with a message. Caller memory is read and written
-through numpy views, with no copy in: x and tokens are viewed in place, and the output is copied
-once, into y. Not for use from Python programs: they call the blocks directly.
+runs it, and maps exceptions to NUMRNN_E_* codes with a message. Caller memory is reached through
+numpy views of it: x and tokens are read in place, and the outputs are copied once, into y, after
+every check has passed. Not for use from Python programs: they call the blocks directly.
 """
 import json
 import math
