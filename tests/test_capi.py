@@ -105,4 +105,4 @@ def test_example_host_generates_from_numrnn_train(build, tmp_path):
          "--seq-len", "16", "--batch-size", "4", "--eval-every", "4", "--out", model])
     out = run(["env", "-i", os.path.join(build, "numrnn-run"), model, "--prompt", "def ", "--length", "40",
                "--seed", "3"])
-    assert out.startswith("def ") and len(out.rstrip("\n")) == 44 and set(out) <= set(corpus.read_text()), out
+    assert out.startswith("def ") and len(out) == 4 + 40 + 1 and set(out) <= set(corpus.read_text()), out
