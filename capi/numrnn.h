@@ -1,6 +1,7 @@
 /* numrnn.h: the C interface of numrnn. Include this one header, link libnumrnn.so, and run
- * inference on any file numrnn.save wrote: a bare RNN/LSTM/GRU layer (features in, features out)
- * or a LanguageModel (token ids in, logits out). It is not a training interface.
+ * inference on any file numrnn.save wrote: an RNN/LSTM/GRU layer or cell (features in, features
+ * out; a cell runs over whole sequences, as the one-layer layer it is a step of) or a
+ * LanguageModel (token ids in, logits out). It is not a training interface.
  *
  * The library embeds the Python interpreter it was built with (CMake's Python3_EXECUTABLE) and
  * finds that interpreter's home and site-packages by itself; a host needs no environment

@@ -79,13 +79,19 @@ static int generate(numrnn_model *m, int64_t V, const char *prompt, long length,
                     uint64_t seed)
 {
     char (*vocab)[TOKEN_BYTES] = malloc(V * TOKEN_BYTES);
-    int32_t *ids = malloc((strlen(prompt) + 1) * sizeof(int32_t));
-    float *logits = malloc((strlen(prompt) + 1) * V * sizeof(float));
     numrnn_state *state = NULL;
     uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 1;
     for (int64_t v = 0; v < V; v++)
         if (numrnn_token_text(m, (int32_t)v, vocab[v], TOKEN_BYTES))
             return die("reading the vocabulary");
+    if (!prompt) { /* like `numrnn generate`: a newline if the vocabulary has one, else token 0 */
+        prompt = vocab[0];
+        for (int64_t v = 0; v < V; v++)
+            if (!strcmp(vocab[v], "\n"))
+                prompt = vocab[v];
+    }
+    int32_t *ids = malloc((strlen(prompt) + 1) * sizeof(int32_t));
+    float *logits = malloc((strlen(prompt) + 1) * V * sizeof(float));
     int64_t T = encode(prompt, vocab, V, ids);
     if (T <= 0) {
         if (T == 0)
@@ -142,7 +148,7 @@ static int features(numrnn_model *m, int64_t I, int64_t O, FILE *in)
 
 int main(int argc, char **argv)
 {
-    const char *device = "cpu", *prompt = "\n", *input = NULL;
+    const char *device = "cpu", *prompt = NULL, *input = NULL;
     long length = 200;
     double temperature = 0.8;
     uint64_t seed = 0;

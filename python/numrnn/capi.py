@@ -15,10 +15,12 @@ import numpy as np
 
 import numrnn
 from numrnn.module import DEVICES
-from numrnn.recurrent import Recurrent
+from numrnn.cells import Cell
+from numrnn.recurrent import GRU, LSTM, RNN, Recurrent
 from numrnn.serialize import WeightsFileError, load
 
 
+LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
 F32, I32 = np.dtype(np.float32), np.dtype(np.int32)   # the C types of x and y, and of tokens
 
 
@@ -46,6 +48,17 @@ def vocabulary(lm):
     return vocab
 
 
+def as_layer(block):
+    """A cell file runs as the one-layer layer it is a step of (the same weights, named with _l0):
+    the C interface then takes whole sequences and carries state as for a layer, and no cell tape
+    grows with every call."""
+    if not isinstance(block, Cell):
+        return block
+    layer = LAYERS[block.cell](**block.config())
+    layer.load_state_dict({name + "_l0": value for name, value in block.state_dict().items()})
+    return layer
+
+
 class Model:
     """An open model file as the C interface sees it: the block, its sizes, and a lock, because
     blocks keep what backward needs on themselves during a forward, so two threads must not run
@@ -61,6 +74,7 @@ class Model:
             self.input_size, self.output_size, self.vocab_size = 0, block.vocab_size, block.vocab_size
             self.batch_first = False
         elif isinstance(block, Recurrent):
+            block = self.block = as_layer(block).eval()
             rnn = block
             self.tokens, self.vocab = False, None
             self.input_size, self.vocab_size = block.input_size, 0
@@ -68,7 +82,7 @@ class Model:
             self.batch_first = block.batch_first
         else:
             raise WeightsFileError(f"the file holds a {type(block).__name__}; the C interface runs "
-                                   f"RNN, LSTM and GRU layers and LanguageModels")
+                                   f"RNN, LSTM and GRU layers and cells, and LanguageModels")
         self.bidirectional = rnn.bidirectional
 
 

@@ -36,6 +36,13 @@ def layers():
     }
 
 
+def cells():
+    """name -> cell; the C interface runs a cell over a whole sequence."""
+    return {"lstm_cell": numrnn.LSTMCell(I, H, peephole=True, seed=13),
+            "gru_cell": numrnn.GRUCell(I, H, seed=14),
+            "rnn_cell": numrnn.RNNCell(I, H, nonlinearity="relu", seed=15)}
+
+
 def language_models():
     """name -> a tiny character LanguageModel with its vocabulary, as `numrnn train` saves it;
     none where numrnn has no LanguageModel yet."""
@@ -70,6 +77,13 @@ def main(folder):
         write(folder, name, "features", layer, x, out, 0, not layer.bidirectional, manifest)
         if name == "lstm":   # the example host's input: one time step per line, batch 1
             np.savetxt(os.path.join(folder, "lstm.txt"), x[:, 0], fmt="%.7g")
+    for name, cell in cells().items():
+        x = rng.standard_normal((T, B, I)).astype(np.float32)
+        state, out = None, []
+        for t in range(T):
+            state = cell(x[t], state)
+            out.append(state[0] if isinstance(state, tuple) else state)
+        write(folder, name, "features", cell, x, np.stack(out), 0, True, manifest)
     for name, lm in language_models().items():
         tokens = rng.integers(0, lm.vocab_size, (T, B)).astype(np.int32)
         logits, _ = lm(tokens)

@@ -214,7 +214,7 @@ static void test_models(void)
         test_model(&fx[i]);
         tokens += is_tokens(&fx[i]);
     }
-    CHECK(n >= 10, "only %d models in the manifest", n);
+    CHECK(n >= 13, "only %d models in the manifest", n);
     if (!tokens)
         printf("NOTE: no LanguageModel in this numrnn: numrnn_forward_tokens not compared\n");
 
