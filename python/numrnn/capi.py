@@ -162,7 +162,11 @@ def bind(ffi, lib):
                 what = str(e) if code != lib.NUMRNN_E_RUNTIME else f"unexpected {type(e).__name__}: {e}"
                 lib.numrnn_set_error_(f"{public}: {what}".encode("utf-8", "replace"))
                 return code
-        ffi.def_extern(name="numrnn_py_" + fn.__name__, error=lib.NUMRNN_E_RUNTIME)(call)
+        def escaped(kind, value, trace):
+            """What `call` does not catch (SystemExit, KeyboardInterrupt): cffi returns `error`."""
+            lib.numrnn_set_error_(f"{public}: interrupted by {kind.__name__}: {value}".encode("utf-8", "replace"))
+
+        ffi.def_extern(name="numrnn_py_" + fn.__name__, error=lib.NUMRNN_E_RUNTIME, onerror=escaped)(call)
 
     def keep(obj, out):
         handle = ffi.new_handle(obj)
