@@ -10,7 +10,8 @@
  *   NUMRNN_PYTHONPATH   extra folders (separated by ':'), searched before the build-time
  *                       site-packages; treated like site-packages (.pth files are processed)
  * The interpreter starts on the first call that needs it (numrnn_version and numrnn_last_error
- * never do). If it cannot start, that call and every later one return NUMRNN_E_RUNTIME and
+ * never do). In a process that already runs Python (the library loaded with cffi or ctypes), the
+ * library uses that interpreter as it is, and numrnn must be importable there. If it cannot start, that call and every later one return NUMRNN_E_RUNTIME and
  * numrnn_last_error() says why; no call ever reports success without having done its work.
  *
  * Glossary (the same letters as the Python package):
