@@ -94,7 +94,6 @@ def test_install_and_link(build, tmp_path):
     assert np.array([line.split() for line in out.strip().splitlines()], float).shape == (4, 3)
 
 
-@pytest.mark.skipif(not hasattr(numrnn, "LanguageModel"), reason="this numrnn has no LanguageModel yet")
 def test_example_host_generates_from_numrnn_train(build, tmp_path):
     """A model trained by `numrnn train`, sampled by the C example host from an empty environment."""
     corpus = tmp_path / "corpus.txt"

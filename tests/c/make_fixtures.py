@@ -44,10 +44,7 @@ def cells():
 
 
 def language_models():
-    """name -> a tiny character LanguageModel with its vocabulary, as `numrnn train` saves it;
-    none where numrnn has no LanguageModel yet."""
-    if not hasattr(numrnn, "LanguageModel"):
-        return {}
+    """name -> a tiny character LanguageModel with its vocabulary, as `numrnn train` saves it."""
     vocab = sorted(set("def main():\n    return 0\n"))
     models = {"lm": numrnn.LanguageModel(len(vocab), 4, cell="lstm", hidden_size=H, num_layers=2, seed=10),
               "lm_gru": numrnn.LanguageModel(len(vocab), 4, cell="gru", hidden_size=H, seed=11)}

@@ -214,9 +214,7 @@ static void test_models(void)
         test_model(&fx[i]);
         tokens += is_tokens(&fx[i]);
     }
-    CHECK(n >= 13, "only %d models in the manifest", n);
-    if (!tokens)
-        printf("NOTE: no LanguageModel in this numrnn: numrnn_forward_tokens not compared\n");
+    CHECK(n >= 15 && tokens == 2, "only %d models (%d LanguageModels) in the manifest", n, tokens);
 
     /* a state made for one model, used with another of the same sizes */
     numrnn_model *a = NULL, *b = NULL;
