@@ -81,6 +81,8 @@ def read(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"numrnn.load: no such file: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"numrnn.load: {path} is a folder, not a weights file")
     try:
         with safe_open(path, framework="np") as f:
             meta = f.metadata() or {}
