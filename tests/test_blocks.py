@@ -2,6 +2,8 @@
 against PyTorch, and the language model's weights file read back by numrnn and by PyTorch."""
 import numpy as np
 import pytest
+from finite_diff import numeric_grad
+from finite_diff import rel_err as rel
 
 import numrnn
 from numrnn.losses import cross_entropy, mse
@@ -9,25 +11,8 @@ from numrnn.losses import cross_entropy, mse
 RNG = np.random.default_rng(1234)
 
 
-def rel(a, b):
-    return np.linalg.norm(np.asarray(a, np.float64) - b) / max(np.linalg.norm(b), 1e-300)
-
-
-def finite_differences(f, arrays, eps=1e-6):
-    """Central differences of the scalar f() with respect to every element of each array (in place)."""
-    grads = []
-    for a in arrays:
-        g = np.zeros_like(a)
-        for i in np.ndindex(a.shape):
-            old = a[i]
-            a[i] = old + eps
-            up = f()
-            a[i] = old - eps
-            down = f()
-            a[i] = old
-            g[i] = (up - down) / (2 * eps)
-        grads.append(g)
-    return grads
+def finite_differences(f, arrays):
+    return [numeric_grad(f, a) for a in arrays]
 
 
 def test_linear_backward_matches_finite_differences():
