@@ -188,10 +188,11 @@ def _info(args):
 
 def blas_threads():
     """One BLAS thread for the CLI's work unless the user set a count: the per-step products are
-    small, and a second thread cost more than it gave (default training: 11.7k tokens/s with one
-    thread, 8.3k with two on an idle 2-core machine; 10x slower with two when the machine is busy)."""
+    small, and a second thread cost more than it gave (100 default training steps: 14-17 s with one
+    thread, 28 s with two on an idle 2-core machine; 10x slower with two when the machine is busy)."""
     if any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
         return contextlib.nullcontext()
+    import scipy.linalg.cython_blas  # noqa: F401  the kernels' BLAS, loaded so that the limit reaches it
     return threadpool_limits(limits=1, user_api="blas")
 
 
