@@ -5,13 +5,11 @@ Gate rows r, z, n (engine/gates.py), PyTorch's form with b_hn inside the reset p
   n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),  h' = (1 - z) * n + z * h
 The wrapper (python/numrnn/recurrent.py) validates, allocates and loops over layers/directions.
 """
-import math
-
 import numpy as np
 from numba import njit
 
+from .activations import sigmoid, tanh
 from .gates import GRU_N, GRU_R, GRU_Z
-from .lstm import sigmoid
 from .steps import input_projection, states_before, time_at, weight_grads
 
 
@@ -37,7 +35,7 @@ def gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, revers
                 rj = sigmoid(a[GRU_R * H + j] + b_ih[GRU_R * H + j] + b_hh[GRU_R * H + j] + gh[b, GRU_R * H + j])
                 zj = sigmoid(a[GRU_Z * H + j] + b_ih[GRU_Z * H + j] + b_hh[GRU_Z * H + j] + gh[b, GRU_Z * H + j])
                 hn = gh[b, GRU_N * H + j] + b_hh[GRU_N * H + j]
-                nj = math.tanh(a[GRU_N * H + j] + b_ih[GRU_N * H + j] + rj * hn)
+                nj = tanh(a[GRU_N * H + j] + b_ih[GRU_N * H + j] + rj * hn)
                 a[GRU_R * H + j] = rj
                 a[GRU_Z * H + j] = zj
                 a[GRU_N * H + j] = nj

@@ -9,18 +9,13 @@ Two variants share these kernels (the ONNX LSTM operator's semantics):
   coupled:  f = 1 - i (CIFG); the gate blocks are i, g, o and no forget rows exist.
 The wrapper (python/numrnn/recurrent.py) validates, allocates and loops over layers/directions.
 """
-import math
-
 import numpy as np
 from numba import njit
 
+from .activations import sigmoid, tanh
 from .gates import CIFG_G, CIFG_I, CIFG_O, LSTM_F, LSTM_G, LSTM_I, LSTM_O, PEEP_F, PEEP_I
 from .steps import input_projection, states_before, time_at, weight_grads
 
-
-@njit(cache=True, inline="always")
-def sigmoid(v):
-    return 1.0 / (1.0 + math.exp(-v))
 
 
 @njit(cache=True, inline="always")
@@ -73,7 +68,7 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, 
                         zf += w_peep[PEEP_F, j] * cp
                     gf = sigmoid(zf)
                     a[of + j] = gf
-                gg = math.tanh(a[og + j] + bias[og + j] + gh[b, og + j])
+                gg = tanh(a[og + j] + bias[og + j] + gh[b, og + j])
                 cn = gf * cp + gi * gg
                 if peep:
                     zo += w_peep[po, j] * cn
@@ -82,7 +77,7 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, 
                 a[og + j] = gg
                 a[oo + j] = go
                 c[b, j] = cn
-                r[b, j] = go * math.tanh(cn)
+                r[b, j] = go * tanh(cn)
         if proj:
             hp = np.dot(r, w_hr.T)
         else:
@@ -138,7 +133,7 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
                 else:
                     cprev = cs[time_at(s - 1, T, reverse), b, j]
                 cn = cs[t, b, j]
-                tc = math.tanh(cn)
+                tc = tanh(cn)
                 if proj:
                     rs[t, b, j] = go * tc
                 dzo = dr[b, j] * tc * go * (1.0 - go)

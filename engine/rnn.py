@@ -3,11 +3,10 @@
   h' = act(W_ih x + b_ih + W_hh h + b_hh),   act = tanh or relu (codes in engine/gates.py)
 The wrapper (python/numrnn/recurrent.py) validates, allocates and loops over layers/directions.
 """
-import math
-
 import numpy as np
 from numba import njit
 
+from .activations import tanh
 from .gates import TANH
 from .steps import input_projection, states_before, time_at, weight_grads
 
@@ -33,7 +32,7 @@ def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
             for j in range(H):
                 v = pre[t, b, j] + bias[j] + gh[b, j]
                 if act == TANH:
-                    h[b, j] = math.tanh(v)
+                    h[b, j] = tanh(v)
                 else:
                     h[b, j] = v if v > 0.0 else 0.0
         hs[t] = h

@@ -1,4 +1,4 @@
-"""LSTM variants (peephole, coupled): forward against the plain NumPy reference (naive_lstm.py)
+"""LSTM variants (peephole, coupled): forward against the plain NumPy reference (naive.py)
 and ONNX Runtime's LSTM operator (onnx_lstm.py), backward against float64 finite differences,
 float32 against float64, layouts, weights files and the PyTorch-incompatibility messages."""
 import json
@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 from finite_diff import check_grads, rel_err
-from naive_lstm import lstm as naive_lstm
+
+import naive
 
 import numrnn
 
@@ -42,8 +43,8 @@ def setup(variant, shape, dtype=np.float64, seed=0):
 def test_forward_matches_numpy_reference(variant, shape):
     layer, x, h0, c0, lengths, _ = setup(variant, shape)
     out, (h_n, c_n) = layer(x, (h0, c0), lengths)
-    ref = naive_lstm(x, h0, c0, layer.params, layer.num_layers, layer.bidirectional,
-                     np.full(B, T) if lengths is None else lengths, layer.coupled)
+    ref = naive.forward("LSTM", layer.params, x, h0, c0, layer.num_layers, layer.bidirectional,
+                        np.full(B, T) if lengths is None else lengths, coupled=layer.coupled)[:3]
     for got, want in zip((out, h_n, c_n), ref):
         assert rel_err(got, want) < 1e-12
 
@@ -62,6 +63,21 @@ def test_backward_matches_finite_differences(variant, shape):
     dx, (dh0, dc0) = layer.backward(dout, (dh_n, dc_n))
     named = [(k, layer.params[k], layer.grads[k]) for k in layer.params]
     check_grads(loss, named + [("x", x, dx), ("h0", h0, dh0), ("c0", c0, dc0)], tol=1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=ids(SHAPES))
+@pytest.mark.parametrize("variant", VARIANTS, ids=ids(VARIANTS))
+def test_backward_matches_numpy_reference(variant, shape):
+    layer, x, h0, c0, lengths, (dout, dh_n, dc_n) = setup(variant, shape)
+    layer(x, (h0, c0), lengths)
+    dx, (dh0, dc0) = layer.backward(dout, (dh_n, dc_n))
+    kw = dict(num_layers=layer.num_layers, bidirectional=layer.bidirectional, coupled=layer.coupled)
+    *_, tape = naive.forward("LSTM", layer.params, x, h0, c0, lengths=np.full(B, T) if lengths is None else lengths, **kw)
+    want_dx, want_dh0, want_dc0, want = naive.backward("LSTM", layer.params, tape, dout, dh_n, dc_n, **kw)
+    want.update(x=want_dx, h0=want_dh0, c0=want_dc0)
+    got = dict(layer.grads, x=dx, h0=dh0, c0=dc0)
+    errors = {k: rel_err(got[k], want[k]) for k in want}
+    assert max(errors.values()) < 1e-12, errors
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=ids(VARIANTS))

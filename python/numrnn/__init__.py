@@ -1,8 +1,13 @@
 """numrnn: RNN, LSTM and GRU with hand-written forward and BPTT in Numba, PyTorch's semantics and
 parameter names, and no autograd framework underneath."""
+from numrnn import losses, optim
 from numrnn.cells import GRUCell, LSTMCell, RNNCell
+from numrnn.embedding import Embedding
+from numrnn.language_model import LanguageModel
+from numrnn.linear import Linear
 from numrnn.recurrent import GRU, LSTM, RNN
 from numrnn.serialize import WeightsFileError, load, save
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "save", "load", "WeightsFileError"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding", "LanguageModel",
+           "losses", "optim", "save", "load", "WeightsFileError"]

@@ -46,14 +46,30 @@ class Module:
         sizes = [int(np.prod(shape)) for _, shape in shapes]
         self.flat_params = self._xp.zeros(sum(sizes), dtype)    # [N] every parameter, back to back
         self.flat_grads = self._xp.zeros(sum(sizes), dtype)     # [N] same layout
-        self.params, self.grads = {}, {}
         self.offsets = {}                                   # name -> start in the flat buffers
+        self._shapes = dict(shapes)
         offset = 0
         for (name, shape), size in zip(shapes, sizes):
-            self.params[name] = self.flat_params[offset:offset + size].reshape(shape)
-            self.grads[name] = self.flat_grads[offset:offset + size].reshape(shape)
             self.offsets[name] = offset
             offset += size
+        self._make_views()
+
+    def _make_views(self):
+        def views(flat):
+            return {name: flat[off:off + int(np.prod(self._shapes[name]))].reshape(self._shapes[name])
+                    for name, off in self.offsets.items()}
+        self.params, self.grads = views(self.flat_params), views(self.flat_grads)
+
+    def __getstate__(self):
+        # pickle and copy.deepcopy copy arrays one by one, which would cut the named views loose
+        # from the flat buffers; they are rebuilt from the copied buffers instead
+        state = dict(self.__dict__)
+        del state["params"], state["grads"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._make_views()
 
     def zero_grad(self):
         self.flat_grads[:] = 0

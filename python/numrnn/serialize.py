@@ -6,6 +6,8 @@ training steps). The tensors are the block's state_dict, so
 `torch.nn.LSTM(...).load_state_dict(safetensors.torch.load_file(path))` works on a layer file,
 except for numrnn's own LSTM variants (peephole, coupled): their files carry a "pytorch" metadata
 entry saying why PyTorch cannot hold them.
+A trainer's checkpoint adds its own tensors (optimizer state, carried RNN state) under the
+reserved prefix "training."; numrnn.load leaves them out.
 Writes are atomic: a temporary file in the same folder, fsync, then rename.
 """
 import json
@@ -18,6 +20,7 @@ from safetensors.numpy import save as safetensors_bytes
 
 FORMAT = "numrnn/1"
 RESERVED = ("format", "type", "config", "pytorch")
+TRAINING = "training."
 _TYPES = {}
 
 
@@ -31,6 +34,16 @@ def register(cls):
     return cls
 
 
+def _file_mode(path):
+    """The mode of the file being replaced, else 0666 less the umask (as a plain open() gives)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path, data):
     """Write bytes so that `path` holds either its old content or all of `data`, never a part."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -40,6 +53,7 @@ def atomic_write(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(path))      # mkstemp makes it 0600; give it what open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -47,8 +61,9 @@ def atomic_write(path, data):
         raise
 
 
-def save(obj, path):
-    """Write a block (RNN/LSTM/GRU, or any registered block) to a safetensors file."""
+def save(obj, path, training=None):
+    """Write a block (RNN/LSTM/GRU, or any registered block) to a safetensors file; `training`
+    (name -> array) is a trainer's extra state, stored under the "training." prefix."""
     if type(obj).__name__ not in _TYPES:
         raise TypeError(f"numrnn.save: cannot save a {type(obj).__name__}; expected one of {sorted(_TYPES)}")
     extra = {str(k): str(v) for k, v in getattr(obj, "metadata", {}).items() if k not in RESERVED}
@@ -57,6 +72,7 @@ def save(obj, path):
     if why:
         meta["pytorch"] = "cannot load into PyTorch: " + why
     tensors = {k: np.ascontiguousarray(v) for k, v in obj.state_dict().items()}
+    tensors.update({TRAINING + k: np.ascontiguousarray(v) for k, v in (training or {}).items()})
     atomic_write(path, safetensors_bytes(tensors, metadata=meta))
 
 
@@ -65,6 +81,8 @@ def read(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"numrnn.load: no such file: {path}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"numrnn.load: {path} is a folder, not a weights file")
     try:
         with safe_open(path, framework="np") as f:
             meta = f.metadata() or {}
@@ -98,7 +116,7 @@ def load(path, device="cpu"):
     cls = _TYPES[meta["type"]]
     try:
         obj = cls(**meta["config"], device=device)
-        obj.load_state_dict(tensors)
+        obj.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(TRAINING)})
     except (TypeError, ValueError) as e:
         raise WeightsFileError(f"{path}: its {meta['type']} configuration or tensors do not fit "
                                f"together ({e})") from None

@@ -1,0 +1,206 @@
+/* numrnn_run.c: an example host for libnumrnn.so. It loads any model numrnn.save wrote and
+ *   - for a LanguageModel: streams a prompt through numrnn_forward_tokens and samples text,
+ *     one token at a time through the same state, printing as it goes;
+ *   - for an RNN/LSTM/GRU layer: reads feature rows (one time step per line, input_size numbers)
+ *     and prints the output rows that numrnn_forward gives for them (batch 1).
+ * It is a demonstration of the API, not a tool with every option of `numrnn generate`.
+ *
+ *   numrnn-run MODEL [--device cpu|cuda] [--prompt TEXT] [--length N] [--temperature F] [--seed N]
+ *   numrnn-run MODEL [--device cpu|cuda] [--input FILE]      (default input: stdin)
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "numrnn.h"
+
+#define TOKEN_BYTES 8
+
+static int die(const char *what)
+{
+    fprintf(stderr, "numrnn-run: %s (%s)\n", what, numrnn_last_error());
+    return 1;
+}
+
+/* xorshift64*: a small, seeded generator, so a given seed gives the same text */
+static double uniform(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (double)((*s * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+/* a token drawn from softmax(logits / temperature) */
+static int32_t sample(const float *logits, int64_t V, double temperature, uint64_t *rng)
+{
+    double top = logits[0], total = 0, r;
+    for (int64_t v = 1; v < V; v++)
+        top = logits[v] > top ? logits[v] : top;
+    for (int64_t v = 0; v < V; v++)
+        total += exp((logits[v] - top) / temperature);
+    r = uniform(rng) * total;
+    for (int64_t v = 0; v < V; v++) {
+        r -= exp((logits[v] - top) / temperature);
+        if (r <= 0)
+            return (int32_t)v;
+    }
+    return (int32_t)(V - 1);
+}
+
+/* prompt text -> token ids, longest matching token text first; -1 and a message if some text
+ * is not in the vocabulary */
+static int64_t encode(const char *text, char (*vocab)[TOKEN_BYTES], int64_t V, int32_t *ids)
+{
+    int64_t n = 0;
+    while (*text) {
+        int32_t best = -1;
+        size_t best_len = 0;
+        for (int64_t v = 0; v < V; v++) {
+            size_t len = strlen(vocab[v]);
+            if (len > best_len && strncmp(text, vocab[v], len) == 0) {
+                best = (int32_t)v;
+                best_len = len;
+            }
+        }
+        if (best < 0) {
+            fprintf(stderr, "numrnn-run: the prompt's character '%.*s' (byte 0x%02x) is not in the "
+                    "model's vocabulary\n", (*text & 0x80) ? 4 : 1, text, (unsigned char)*text);
+            return -1;
+        }
+        ids[n++] = best;
+        text += best_len;
+    }
+    return n;
+}
+
+static int generate(numrnn_model *m, int64_t V, const char *prompt, long length, double temperature,
+                    uint64_t seed)
+{
+    char (*vocab)[TOKEN_BYTES] = malloc(V * TOKEN_BYTES);
+    numrnn_state *state = NULL;
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (int64_t v = 0; v < V; v++)
+        if (numrnn_token_text(m, (int32_t)v, vocab[v], TOKEN_BYTES))
+            return die("reading the vocabulary");
+    if (!prompt) { /* like `numrnn generate`: a newline if the vocabulary has one, else token 0 */
+        prompt = vocab[0];
+        for (int64_t v = 0; v < V; v++)
+            if (!strcmp(vocab[v], "\n"))
+                prompt = vocab[v];
+    }
+    int32_t *ids = malloc((strlen(prompt) + 1) * sizeof(int32_t));
+    float *logits = malloc((strlen(prompt) + 1) * V * sizeof(float));
+    int64_t T = encode(prompt, vocab, V, ids);
+    if (T <= 0) {
+        if (T == 0)
+            fprintf(stderr, "numrnn-run: the prompt is empty\n");
+        return 2;
+    }
+    if (numrnn_state_new(m, 1, &state))
+        return die("cannot make a state");
+    /* the prompt in one call; its last step's logits give the first new token */
+    if (numrnn_forward_tokens(m, state, ids, T, 1, logits, T * V))
+        return die("generation failed");
+    fputs(prompt, stdout);
+    for (long i = 0; i < length; i++) {
+        int32_t next = sample(logits + (T - 1) * V, V, temperature, &rng);
+        fputs(vocab[next], stdout);
+        fflush(stdout);
+        T = 1;
+        if (numrnn_forward_tokens(m, state, &next, 1, 1, logits, V))
+            return die("generation failed");
+    }
+    putchar('\n');
+    numrnn_state_free(state);
+    free(logits);
+    free(ids);
+    free(vocab);
+    return 0;
+}
+
+static int features(numrnn_model *m, int64_t I, int64_t O, FILE *in)
+{
+    int64_t T = 0, cap = 64, n = 0;
+    float *x = malloc(cap * sizeof(float)), value;
+    while (fscanf(in, "%f", &value) == 1) {
+        if (n == cap)
+            x = realloc(x, (cap *= 2) * sizeof(float));
+        x[n++] = value;
+    }
+    if (n == 0 || n % I) {
+        fprintf(stderr, "numrnn-run: expected rows of %ld numbers (input_size), got %ld numbers\n",
+                (long)I, (long)n);
+        return 2;
+    }
+    T = n / I;
+    float *y = malloc(T * O * sizeof(float));
+    if (numrnn_forward(m, NULL, x, T, 1, y, T * O))
+        return die("the forward pass failed");
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t o = 0; o < O; o++)
+            printf("%.6g%c", y[t * O + o], o + 1 < O ? ' ' : '\n');
+    free(y);
+    free(x);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *device = "cpu", *prompt = NULL, *input = NULL;
+    long length = 200;
+    double temperature = 0.8;
+    uint64_t seed = 0;
+    int64_t I, O, V;
+    numrnn_model *m = NULL;
+    int rc;
+
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: numrnn-run MODEL [--device cpu|cuda] [--prompt TEXT] [--length N] "
+                        "[--temperature F] [--seed N] [--input FILE]\n");
+        return 2;
+    }
+    for (int i = 2; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            fprintf(stderr, "numrnn-run: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (!strcmp(argv[i], "--device"))
+            device = argv[i + 1];
+        else if (!strcmp(argv[i], "--prompt"))
+            prompt = argv[i + 1];
+        else if (!strcmp(argv[i], "--length"))
+            length = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--temperature"))
+            temperature = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seed"))
+            seed = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--input"))
+            input = argv[i + 1];
+        else {
+            fprintf(stderr, "numrnn-run: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (temperature <= 0 || length < 0) {
+        fprintf(stderr, "numrnn-run: --temperature must be > 0 and --length >= 0\n");
+        return 2;
+    }
+    if (numrnn_model_open(argv[1], device, &m))
+        return die("cannot open the model");
+    if (numrnn_model_sizes(m, &I, &O, &V))
+        return die("cannot read the model's sizes");
+    if (V > 0) {
+        rc = generate(m, V, prompt, length, temperature, seed);
+    } else {
+        FILE *in = input ? fopen(input, "r") : stdin;
+        if (!in) {
+            fprintf(stderr, "numrnn-run: cannot open %s\n", input);
+            return 2;
+        }
+        rc = features(m, I, O, in);
+    }
+    numrnn_model_close(m);
+    return rc;
+}

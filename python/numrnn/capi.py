@@ -1,0 +1,249 @@
+"""The Python half of libnumrnn.so: what runs behind capi/numrnn.h (the C half is capi/numrnn.c).
+
+capi/init.py calls bind(ffi, lib) once inside the embedded interpreter. The C half has already
+checked every pointer and sign; this half checks what needs the model (sizes, states, token ids),
+runs it, and maps exceptions to NUMRNN_E_* codes with a message. Caller memory is reached through
+numpy views of it: x and tokens are read in place, and the outputs are copied once, into y, after
+every check has passed. Not for use from Python programs: they call the blocks directly.
+"""
+import json
+import math
+import threading
+import warnings
+
+import numpy as np
+
+import numrnn
+from numrnn.module import DEVICES
+from numrnn.cells import Cell
+from numrnn.recurrent import GRU, LSTM, RNN, Recurrent
+from numrnn.serialize import WeightsFileError, load
+
+
+LAYERS = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}
+F32, I32 = np.dtype(np.float32), np.dtype(np.int32)   # the C types of x and y, and of tokens
+
+
+class ArgError(ValueError):
+    """The call's arguments do not fit the model: NUMRNN_E_ARG."""
+
+
+class DeviceError(RuntimeError):
+    """NUMRNN_E_DEVICE."""
+
+
+def vocabulary(lm):
+    """A LanguageModel's token texts, index = token id, from the "vocabulary" metadata that
+    `numrnn train` saves (a JSON list of characters); None when the file has none."""
+    text = lm.metadata.get("vocabulary") if hasattr(lm, "metadata") else None
+    if text is None:
+        return None
+    try:
+        vocab = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise WeightsFileError(f"the LanguageModel's vocabulary metadata is damaged ({e})") from None
+    if not isinstance(vocab, list) or len(vocab) != lm.vocab_size or not all(isinstance(v, str) for v in vocab):
+        raise WeightsFileError(f"the LanguageModel's vocabulary metadata is not a list of "
+                               f"{lm.vocab_size} strings")
+    return vocab
+
+
+def as_layer(block):
+    """A cell file runs as the one-layer layer it is a step of (the same weights, named with _l0):
+    the C interface then takes whole sequences and carries state as for a layer, and no cell tape
+    grows with every call."""
+    if not isinstance(block, Cell):
+        return block
+    layer = LAYERS[block.cell](**block.config())
+    layer.load_state_dict({name + "_l0": value for name, value in block.state_dict().items()})
+    return layer
+
+
+class Model:
+    """An open model file as the C interface sees it: the block, its sizes, and a lock, because
+    blocks keep what backward needs on themselves during a forward, so two threads must not run
+    the same block at once."""
+
+    def __init__(self, block):
+        self.block = block.eval()
+        self.lock = threading.Lock()
+        language_model = getattr(numrnn, "LanguageModel", None)
+        if language_model is not None and isinstance(block, language_model):
+            rnn = block.rnn
+            self.tokens, self.vocab = True, vocabulary(block)
+            self.input_size, self.output_size, self.vocab_size = 0, block.vocab_size, block.vocab_size
+            self.batch_first = False
+        elif isinstance(block, Recurrent):
+            block = self.block = as_layer(block).eval()
+            rnn = block
+            self.tokens, self.vocab = False, None
+            self.input_size, self.vocab_size = block.input_size, 0
+            self.output_size = block.num_directions * block.out_size
+            self.batch_first = block.batch_first
+        else:
+            raise WeightsFileError(f"the file holds a {type(block).__name__}; the C interface runs "
+                                   f"RNN, LSTM and GRU layers and cells, and LanguageModels")
+        self.bidirectional = rnn.bidirectional
+
+
+class State:
+    """The state carried between calls: None (zeros) until the first call, then whatever the
+    block returned as its final state."""
+
+    def __init__(self, model, batch):
+        self.model, self.batch, self.value = model, batch, None
+
+
+def open_model(path, device):
+    if device not in DEVICES:
+        raise DeviceError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        from numba import cuda
+        if not cuda.is_available():
+            raise DeviceError("device 'cuda': no usable CUDA GPU in this process; use 'cpu'")
+    try:
+        with warnings.catch_warnings():   # a library does not print on its host's stderr
+            warnings.simplefilter("ignore")
+            return Model(load(path, device=device))
+    except RuntimeError as e:
+        if device == "cuda":
+            raise DeviceError(f"device 'cuda': {e}") from None
+        raise
+
+
+def run(model, state, inputs, y_len):
+    """Check a call against the model and run it. inputs: [T, B, I] float32 features or [T, B]
+    int32 token ids (views of the caller's memory). Returns the outputs [T, B, O]; the caller
+    writes them out, then stores `final` in the state, so a failed call changes nothing."""
+    T, B = inputs.shape[:2]
+    if model.tokens != (inputs.ndim == 2):
+        raise ArgError("this model is a LanguageModel: it takes token ids, call numrnn_forward_tokens"
+                       if model.tokens else
+                       "this model is a layer: it takes features, call numrnn_forward")
+    need = T * B * model.output_size
+    if y_len < need:
+        raise ArgError(f"y_len is {y_len} floats, the output needs seq_len * batch * output_size = "
+                       f"{T} * {B} * {model.output_size} = {need}")
+    if state is not None:
+        if state.model is not model:
+            raise ArgError("the state was made for another model")
+        if state.batch != B:
+            raise ArgError(f"the state was made for batch {state.batch}, the call has batch {B}")
+    if model.tokens:
+        if inputs.min() < 0 or inputs.max() >= model.vocab_size:
+            t, b = np.argwhere((inputs < 0) | (inputs >= model.vocab_size))[0]
+            raise ArgError(f"token ids must be in 0..{model.vocab_size - 1} (the vocabulary), got "
+                           f"{inputs[t, b]} at tokens[{t}][{b}]")
+    value = None if state is None else state.value
+    if model.batch_first:
+        inputs = inputs.transpose(1, 0, 2)
+    with model.lock:
+        out, final = model.block(inputs, value)
+    if model.batch_first:
+        out = out.transpose(1, 0, 2)
+    return out, final
+
+
+def bind(ffi, lib):
+    """Define the `extern "Python"` functions that capi/numrnn.c calls."""
+    codes = ((ArgError, lib.NUMRNN_E_ARG), (DeviceError, lib.NUMRNN_E_DEVICE),
+             (WeightsFileError, lib.NUMRNN_E_FORMAT), (OSError, lib.NUMRNN_E_IO))
+    live = {}   # the handles given to C, kept alive until closed/freed
+
+    def extern(fn):
+        """Register fn as numrnn_py_<name>; an exception becomes a code and a message."""
+        public = "numrnn_" + fn.__name__
+
+        def call(*args):
+            try:
+                return fn(*args)
+            except Exception as e:
+                code = next((c for cls, c in codes if isinstance(e, cls)), lib.NUMRNN_E_RUNTIME)
+                what = str(e) if code != lib.NUMRNN_E_RUNTIME else f"unexpected {type(e).__name__}: {e}"
+                lib.numrnn_set_error_(f"{public}: {what}".encode("utf-8", "replace"))
+                return code
+        def escaped(kind, value, trace):
+            """What `call` does not catch (SystemExit, KeyboardInterrupt): cffi returns `error`."""
+            lib.numrnn_set_error_(f"{public}: interrupted by {kind.__name__}: {value}".encode("utf-8", "replace"))
+
+        ffi.def_extern(name="numrnn_py_" + fn.__name__, error=lib.NUMRNN_E_RUNTIME, onerror=escaped)(call)
+
+    def keep(obj, out):
+        handle = ffi.new_handle(obj)
+        live[handle] = obj
+        out[0] = handle
+        obj.handle = handle
+        return lib.NUMRNN_OK
+
+    def release(handle):
+        live.pop(ffi.from_handle(handle).handle, None)
+        return lib.NUMRNN_OK
+
+    def view(ptr, dtype, shape):
+        # math.prod, not np.prod: this runs twice per call and np.prod costs ~5 us on a tuple
+        return np.frombuffer(ffi.buffer(ptr, math.prod(shape) * dtype.itemsize), dtype).reshape(shape)
+
+    @extern
+    def model_open(path, device, out):
+        path = ffi.string(path).decode("utf-8", "surrogateescape")
+        return keep(open_model(path, ffi.string(device).decode("utf-8", "replace")), out)
+
+    @extern
+    def model_close(handle):
+        return release(handle)
+
+    @extern
+    def model_sizes(handle, input_size, output_size, vocab_size):
+        model = ffi.from_handle(handle)
+        for ptr, value in ((input_size, model.input_size), (output_size, model.output_size),
+                           (vocab_size, model.vocab_size)):
+            if ptr != ffi.NULL:
+                ptr[0] = value
+        return lib.NUMRNN_OK
+
+    @extern
+    def state_new(handle, batch, out):
+        model = ffi.from_handle(handle)
+        if model.bidirectional:
+            raise ArgError("a bidirectional model cannot stream (its reverse direction needs the whole "
+                           "sequence): call numrnn_forward with state NULL")
+        return keep(State(model, batch), out)
+
+    @extern
+    def state_free(handle):
+        return release(handle)
+
+    def forward_into(handle, state, inputs, dtype, seq_len, batch, y, y_len):
+        """inputs: x (float32, [T, B, I]) or tokens (int32, [T, B])."""
+        model = ffi.from_handle(handle)
+        state = None if state == ffi.NULL else ffi.from_handle(state)
+        shape = (seq_len, batch, model.input_size) if dtype == F32 else (seq_len, batch)
+        out, final = run(model, state, view(inputs, dtype, shape), y_len)
+        view(y, F32, out.shape)[...] = out
+        if state is not None:
+            state.value = final
+        return lib.NUMRNN_OK
+
+    @extern
+    def forward(handle, state, x, seq_len, batch, y, y_len):
+        return forward_into(handle, state, x, F32, seq_len, batch, y, y_len)
+
+    @extern
+    def forward_tokens(handle, state, tokens, seq_len, batch, y, y_len):
+        return forward_into(handle, state, tokens, I32, seq_len, batch, y, y_len)
+
+    @extern
+    def token_text(handle, token, text, text_len):
+        model = ffi.from_handle(handle)
+        if not model.tokens:
+            raise ArgError("this model is a layer: it has no vocabulary")
+        if model.vocab is None:
+            raise ArgError("this LanguageModel's file has no vocabulary (the \"vocabulary\" metadata "
+                           "that numrnn train saves), so its tokens have no text")
+        if not 0 <= token < model.vocab_size:
+            raise ArgError(f"token must be in 0..{model.vocab_size - 1}, got {token}")
+        data = model.vocab[token].encode("utf-8")
+        if len(data) + 1 > text_len:
+            raise ArgError(f"text_len is {text_len} bytes, token {token} needs {len(data) + 1}")
+        ffi.memmove(text, data + b"\0", len(data) + 1)
+        return lib.NUMRNN_OK

@@ -1,0 +1,218 @@
+"""The `numrnn` command: train, generate, info. Parses and checks arguments, then calls the
+trainer (trainer.py), the sampler (generate.py) or reads a weights file. Bad input ends with a
+message naming the problem and exit code 2; a diverged run with 1; Ctrl-C during training saves a
+checkpoint and ends with 130."""
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+
+from threadpoolctl import threadpool_limits
+
+from numrnn import data, serialize
+from numrnn.checkpoint import read_config
+from numrnn.generate import sample
+from numrnn.language_model import CELLS, LanguageModel
+from numrnn.module import check_device
+from numrnn.trainer import Diverged, TrainConfig, train
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+def _int(minimum):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
+        return v
+    return parse
+
+
+def _float(low, high=None, low_open=False):
+    def parse(s):
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+        ok = math.isfinite(v) and (v > low if low_open else v >= low) and (high is None or v < high)
+        if not ok:
+            bounds = (f"> {low}" if low_open else f">= {low}") + (f" and < {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be a number {bounds}, got {s}")
+        return v
+    return parse
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="numrnn", description="Character language models with numrnn's "
+                                "RNN/LSTM/GRU: hand-written BPTT, no autograd.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,generate,info}")
+    d = TrainConfig()
+
+    t = sub.add_parser("train", help="train a character language model",
+                       description="Train a character language model. With no flags: an LSTM on the "
+                                   "Python standard library's own sources, a few minutes on 2 cores.")
+    # defaults are None so that a resumed run can tell a flag given on purpose from a default
+    t.add_argument("--data", help="UTF-8 text file (default: the built-in corpus)")
+    t.add_argument("--cell", choices=sorted(CELLS), help=f"default {d.cell}")
+    t.add_argument("--hidden-size", type=_int(1), help=f"default {d.hidden_size}")
+    t.add_argument("--num-layers", type=_int(1), help=f"default {d.num_layers}")
+    t.add_argument("--embedding-dim", type=_int(1), help=f"default {d.embedding_dim}")
+    t.add_argument("--dropout", type=_float(0.0, 1.0), help=f"between layers; default {d.dropout}")
+    t.add_argument("--proj-size", type=_int(0), help="LSTM projection size; default 0 (none)")
+    t.add_argument("--seq-len", type=_int(1), help=f"BPTT length; default {d.seq_len}")
+    t.add_argument("--batch-size", type=_int(1), help=f"default {d.batch_size}")
+    t.add_argument("--steps", type=_int(1), help=f"total optimiser steps; default {d.steps}")
+    t.add_argument("--lr", type=_float(0.0, low_open=True), help="default 3e-3 (adam), 1.0 (sgd)")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], help=f"default {d.optimizer}")
+    t.add_argument("--clip", type=_float(0.0), help=f"max global gradient norm, 0 = off; default {d.clip}")
+    t.add_argument("--sampling", choices=sorted(data.SAMPLING), help=f"minibatch scheme; default {d.sampling}")
+    t.add_argument("--eval-every", type=_int(1), help=f"steps between evaluations and checkpoints; "
+                                                       f"default {d.eval_every}")
+    t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu")
+    t.add_argument("--seed", type=_int(0), help=f"default {d.seed}")
+    t.add_argument("--out", help="checkpoint/model file; default model.safetensors (or the --resume file)")
+    t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
+    t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+
+    g = sub.add_parser("generate", help="sample text from a trained model")
+    g.add_argument("model")
+    g.add_argument("--prompt", help="text to start from (default: a newline)")
+    g.add_argument("--length", type=_int(0), default=500, help="characters to generate; default 500")
+    g.add_argument("--temperature", type=_float(0.0, low_open=True), default=0.8, help="default 0.8")
+    g.add_argument("--top-k", type=_int(0), default=0, help="sample among the k likeliest; 0 = all (default)")
+    g.add_argument("--seed", type=_int(0), default=0, help="default 0")
+    g.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+
+    i = sub.add_parser("info", help="describe a weights file")
+    i.add_argument("model")
+    return p
+
+
+class BadInput(Exception):
+    """Arguments that parse but do not fit together; reported like argparse's errors (exit code 2)."""
+
+
+def _train(args):
+    given = {k: v for k, v in vars(args).items()
+             if v is not None and k in TrainConfig.__dataclass_fields__}
+    if args.resume:
+        saved = read_config(args.resume)
+        saved.pop("fingerprint", None)
+        saved.pop("device", None)
+        changed = [f"--{k.replace('_', '-')} {given[k]} (the checkpoint has {saved[k]})"
+                   for k in given if k in saved and k not in TrainConfig.RESUMABLE and given[k] != saved[k]]
+        if changed:
+            raise BadInput("--resume continues a run with its own settings; these differ: " + "; ".join(changed)
+                           + ". Only --steps, --eval-every, --out and --metrics may change.")
+        cfg = TrainConfig(**dict(saved, **given))
+    else:
+        cfg = TrainConfig(**given)
+    if cfg.proj_size and cfg.cell != "lstm":
+        raise BadInput(f"--proj-size applies to --cell lstm only, not {cfg.cell}")
+    if cfg.proj_size >= cfg.hidden_size:
+        raise BadInput(f"--proj-size ({cfg.proj_size}) must be smaller than --hidden-size ({cfg.hidden_size})")
+    out = args.out or args.resume or "model.safetensors"
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise BadInput(f"--out {out}: folder {folder} does not exist")
+    if args.metrics:
+        try:
+            open(args.metrics, "a").close()
+        except OSError as e:
+            raise BadInput(f"--metrics {args.metrics}: cannot write there ({e.strerror})") from None
+    _device(cfg.device)
+    result = train(cfg, out, metrics=args.metrics, resume=args.resume)
+    if result["status"] == "interrupted":
+        return EXIT_INTERRUPTED
+    if result["status"] == "done":
+        print(f"saved {out}: {result['step']} steps, val ppl {result['val_ppl']:.3f}, "
+              f"{result['elapsed_s']:.0f}s. Try: numrnn generate {out}")
+    return 0
+
+
+def _device(device):
+    try:
+        check_device(device)
+    except RuntimeError as e:
+        raise BadInput(str(e)) from None
+
+
+def _load_lm(path, device):
+    _device(device)
+    model = serialize.load(path, device=device)
+    if not isinstance(model, LanguageModel) or "vocabulary" not in model.metadata:
+        raise BadInput(f"{path} holds a {type(model).__name__}, not a character LanguageModel "
+                       f"(train one with `numrnn train`)")
+    return model, data.Vocabulary.from_json(model.metadata["vocabulary"])
+
+
+def _generate(args):
+    model, vocab = _load_lm(args.model, args.device)
+    prompt = args.prompt if args.prompt is not None else ("\n" if "\n" in vocab.index else vocab.chars[0])
+    if not prompt:
+        raise BadInput("--prompt must hold at least one character")
+    vocab.encode(prompt)    # a character outside the vocabulary fails here, before any output
+    sys.stdout.write(prompt)
+    for ch in sample(model, vocab, prompt, args.length, args.temperature, args.top_k, args.seed):
+        sys.stdout.write(ch)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _info(args):
+    meta, tensors = serialize.read(args.model)
+    cfg = meta["config"]
+    n_params = sum(v.size for k, v in tensors.items() if not k.startswith(serialize.TRAINING))
+    print(f"file          {args.model}")
+    print(f"type          {meta['type']}")
+    for k, v in cfg.items():
+        print(f"{k:<14}{v}")
+    print(f"parameters    {n_params:,}")
+    if "vocabulary" in meta:
+        print(f"vocabulary    {len(json.loads(meta['vocabulary']))} symbols")
+    if "steps" in meta:
+        print(f"steps         {meta['steps']}")
+    if "val_ppl" in meta:
+        print(f"val ppl       {meta['val_ppl']}  (val loss {meta['val_loss']} nats/char)")
+    if "training_config" in meta:
+        tc = json.loads(meta["training_config"])
+        print("trained       " + " ".join(f"{k}={v}" for k, v in tc.items() if k != "fingerprint"))
+    return 0
+
+
+def blas_threads():
+    """One BLAS thread for the CLI's work unless the user set a count: the per-step products are
+    small, and a second thread cost more than it gave (100 default training steps: 14-17 s with one
+    thread, 28 s with two on an idle 2-core machine; 10x slower with two when the machine is busy)."""
+    if any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        return contextlib.nullcontext()
+    import scipy.linalg.cython_blas  # noqa: F401  the kernels' BLAS, loaded so that the limit reaches it
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def main(argv=None):
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:       # argparse has printed its message; return the code for in-process callers
+        return e.code
+    run = {"train": _train, "generate": _generate, "info": _info}[args.command]
+    try:
+        with blas_threads():
+            return run(args)
+    except Diverged as e:
+        print(f"numrnn {args.command}: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (BadInput, data.DataError, serialize.WeightsFileError, FileNotFoundError, IsADirectoryError) as e:
+        print(f"numrnn {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

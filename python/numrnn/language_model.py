@@ -1,0 +1,139 @@
+"""LanguageModel: Embedding -> RNN/LSTM/GRU -> Linear head over a vocabulary; no autograd.
+
+A composite block: its three blocks keep their own flat buffers, and `blocks` lists them for the
+optimiser and clipping. params/grads/state_dict use the dotted names PyTorch gives a module with
+submodules `embedding`, `rnn`, `head`, so the weights file rebuilds in PyTorch from its config.
+"""
+import numpy as np
+
+from numrnn.embedding import Embedding
+from numrnn.linear import Linear
+from numrnn.module import as_numpy, check_device, check_dtype, check_positive_int
+from numrnn.recurrent import GRU, LSTM, RNN
+from numrnn.serialize import register
+
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+
+
+@register
+class LanguageModel:
+    """logits, state = lm(tokens [T, B] ints, state=None) -> logits [T, B, vocab_size];
+    lm.backward(dlogits) adds into every block's grads. `state` is the RNN's (h for RNN/GRU,
+    (h, c) for LSTM); pass it back in to carry it across batches (it is not differentiated
+    through: truncated BPTT)."""
+
+    def __init__(self, vocab_size, embedding_dim, cell="lstm", hidden_size=256, num_layers=1,
+                 dropout=0.0, proj_size=0, device="cpu", dtype=np.float32, seed=None):
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        self.vocab_size = check_positive_int("vocab_size", vocab_size)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        self.cell = cell
+        self.device = check_device(device)
+        self.dtype = check_dtype(dtype)
+        self.seed = seed
+        # one seed each, derived from `seed`, so the three blocks do not draw the same numbers
+        emb_seed, rnn_seed, head_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(3))
+        self.embedding = Embedding(vocab_size, embedding_dim, device=device, dtype=dtype, seed=emb_seed)
+        rnn_args = dict(num_layers=num_layers, dropout=dropout, device=device, dtype=dtype, seed=rnn_seed)
+        if proj_size:
+            rnn_args["proj_size"] = proj_size
+        self.rnn = CELLS[cell](embedding_dim, hidden_size, **rnn_args)
+        self.head = Linear(self.rnn.out_size, vocab_size, device=device, dtype=dtype, seed=head_seed)
+        self.metadata = {}
+        self.params, self.grads = {}, {}
+        for prefix, block in self.named_blocks():
+            self.params.update({f"{prefix}.{k}": v for k, v in block.params.items()})
+            self.grads.update({f"{prefix}.{k}": v for k, v in block.grads.items()})
+
+    def named_blocks(self):
+        return [("embedding", self.embedding), ("rnn", self.rnn), ("head", self.head)]
+
+    @property
+    def blocks(self):
+        return [self.embedding, self.rnn, self.head]
+
+    @property
+    def hidden_size(self):
+        return self.rnn.hidden_size
+
+    @property
+    def num_layers(self):
+        return self.rnn.num_layers
+
+    @property
+    def dropout(self):
+        return self.rnn.dropout
+
+    @property
+    def proj_size(self):
+        return self.rnn.proj_size
+
+    @property
+    def training(self):
+        return self.rnn.training
+
+    def config(self):
+        return dict(vocab_size=self.vocab_size, embedding_dim=self.embedding_dim, cell=self.cell,
+                    hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout,
+                    proj_size=self.proj_size, dtype=np.dtype(self.dtype).name)
+
+    def __repr__(self):
+        return "numrnn.LanguageModel(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
+
+    def num_parameters(self):
+        return sum(b.num_parameters() for b in self.blocks)
+
+    def train(self, mode=True):
+        for b in self.blocks:
+            b.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for b in self.blocks:
+            b.zero_grad()
+
+    def state_dict(self):
+        return {name: p.copy() for name, p in self.params.items()}
+
+    def load_state_dict(self, state, strict=True):
+        """Dotted names (embedding.weight, rnn.weight_ih_l0, head.bias, ...). A failed load
+        changes nothing."""
+        parts = {prefix: {} for prefix, _ in self.named_blocks()}
+        unexpected = []
+        for k, v in state.items():
+            prefix, _, name = k.partition(".")
+            if prefix in parts and name:
+                parts[prefix][name] = v
+            else:
+                unexpected.append(k)
+        if strict and unexpected:
+            raise ValueError("load_state_dict into LanguageModel: unexpected: " + ", ".join(unexpected))
+        before = [b.flat_params.copy() for b in self.blocks]
+        try:
+            for prefix, block in self.named_blocks():
+                try:
+                    block.load_state_dict(parts[prefix], strict=strict)
+                except ValueError as e:
+                    raise ValueError(f"load_state_dict into LanguageModel.{prefix}: {e}") from None
+        except ValueError:
+            for b, p in zip(self.blocks, before):
+                b.flat_params[:] = p
+            raise
+
+    def __call__(self, tokens, state=None):
+        tokens = as_numpy(tokens)
+        if tokens.ndim != 2:
+            raise ValueError(f"LanguageModel: tokens must be 2-D [T, B], got shape {tokens.shape}")
+        x = self.embedding(tokens)          # [T, B, E]
+        out, state = self.rnn(x, state)     # [T, B, P]
+        return self.head(out), state        # [T, B, V]
+
+    def backward(self, dlogits):
+        """dlogits [T, B, V]: backward through head, rnn and embedding, in reverse order."""
+        dout = self.head.backward(dlogits)
+        dx, _ = self.rnn.backward(dout)
+        self.embedding.backward(dx)

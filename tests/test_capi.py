@@ -1,0 +1,107 @@
+"""The C interface from pytest, so that the README's test command covers it: CMake builds
+libnumrnn.so against this Python and ctest runs the C tests (tests/c/, CMakeLists.txt). Then two
+things ctest does not check: the example host started with an empty environment gives Python's
+numbers, and a new host process compiles nothing (Numba's on-disk cache is shared with Python)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import numrnn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None or CC is None,
+                                reason="the C interface needs cmake and a C compiler, and this machine "
+                                       "lacks " + ("cmake" if shutil.which("cmake") is None else "a C compiler"))
+
+
+def run(cmd, **kw):
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+    assert done.returncode == 0, f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    """Configure, build and ctest once; returns the build folder."""
+    folder = str(tmp_path_factory.mktemp("capi-build"))
+    run(["cmake", "-S", ROOT, "-B", folder, "-DPython3_EXECUTABLE=" + sys.executable])
+    run(["cmake", "--build", folder, "-j", "2"])
+    return folder
+
+
+def test_ctest(build):
+    out = run(["ctest", "--test-dir", build, "--output-on-failure"])
+    assert "tests passed" in out and "0 tests failed" in out, out
+
+
+def cache_files():
+    """Numba's cache files of numrnn's kernels: {path: mtime_ns}."""
+    import numba
+    folders = [numba.config.CACHE_DIR] if numba.config.CACHE_DIR else []
+    folders.append(os.path.join(os.path.dirname(numrnn.engine.__file__), "__pycache__"))
+    found = {}
+    for folder in folders:
+        for base, _, names in os.walk(folder):
+            for name in names:
+                if name.endswith((".nbi", ".nbc")):
+                    path = os.path.join(base, name)
+                    found[path] = os.stat(path).st_mtime_ns
+    return found
+
+
+def test_example_host_empty_environment_and_warm_cache(build, tmp_path):
+    """env -i: no venv, no PYTHONPATH, no HOME; outputs equal Python's; no kernel is compiled."""
+    layer = numrnn.LSTM(4, 6, num_layers=2, seed=11)
+    path = str(tmp_path / "lstm.safetensors")
+    numrnn.save(layer, path)
+    x = np.random.default_rng(1).standard_normal((5, 1, 4)).astype(np.float32)
+    expected, _ = layer(x)    # compiles (or loads) the kernels in this process
+    np.savetxt(tmp_path / "x.txt", x[:, 0])
+    before = cache_files()
+    host = [os.path.join(build, "numrnn-run"), path, "--input", str(tmp_path / "x.txt")]
+    for _ in range(2):
+        out = run(["env", "-i"] + host)
+        got = np.array([[float(v) for v in line.split()] for line in out.strip().splitlines()])
+        assert np.linalg.norm(got - expected[:, 0]) / np.linalg.norm(expected) < 1e-5
+        assert cache_files() == before, "the host process compiled kernels instead of loading Numba's cache"
+
+
+def test_header_version_matches_package():
+    with open(os.path.join(ROOT, "capi", "numrnn.h")) as f:
+        header = f.read()
+    version = ".".join(header.split(f"#define NUMRNN_VERSION_{part} ")[1].split()[0]
+                       for part in ("MAJOR", "MINOR", "PATCH"))
+    assert version == numrnn.__version__
+
+
+def test_install_and_link(build, tmp_path):
+    """cmake --install gives include/numrnn.h and lib/libnumrnn.so; a host compiled against them
+    (the README's link line) runs from an empty environment."""
+    prefix = tmp_path / "prefix"
+    run(["cmake", "--install", build, "--prefix", str(prefix)])
+    libdir = next(p for p in (prefix / "lib", prefix / "lib64") if (p / "libnumrnn.so").exists())
+    host = str(tmp_path / "host")
+    run([CC, os.path.join(ROOT, "examples", "c", "numrnn_run.c"), "-I", str(prefix / "include"), "-L", str(libdir),
+         "-lnumrnn", "-Wl,-rpath," + str(libdir), "-lm", "-o", host])
+    numrnn.save(numrnn.GRU(2, 3, seed=0), str(tmp_path / "gru.safetensors"))
+    np.savetxt(tmp_path / "x.txt", np.ones((4, 2)))
+    out = run(["env", "-i", host, str(tmp_path / "gru.safetensors"), "--input", str(tmp_path / "x.txt")])
+    assert np.array([line.split() for line in out.strip().splitlines()], float).shape == (4, 3)
+
+
+def test_example_host_generates_from_numrnn_train(build, tmp_path):
+    """A model trained by `numrnn train`, sampled by the C example host from an empty environment."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("def add(a, b):\n    return a + b\n\n" * 40)
+    model = str(tmp_path / "lm.safetensors")
+    run([sys.executable, "-c", "import sys; from numrnn.cli import main; sys.exit(main(sys.argv[1:]))",
+         "train", "--data", str(corpus), "--steps", "4", "--hidden-size", "16", "--embedding-dim", "8",
+         "--seq-len", "16", "--batch-size", "4", "--eval-every", "4", "--out", model])
+    out = run(["env", "-i", os.path.join(build, "numrnn-run"), model, "--prompt", "def ", "--length", "40",
+               "--seed", "3"])
+    assert out.startswith("def ") and len(out) == 4 + 40 + 1 and set(out) <= set(corpus.read_text()), out

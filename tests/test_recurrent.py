@@ -1,0 +1,147 @@
+"""RNN, LSTM and GRU layers, forward and backward, checked three ways on fresh random data:
+against the plain NumPy reference (naive.py), against float64 finite differences, and against
+PyTorch (skipped where torch is absent). Every output and every gradient is compared, using
+loss = sum(out * dout) + sum(h_n * dh_n) [+ sum(c_n * dc_n)] with random upstream gradients."""
+import copy
+
+import numpy as np
+import pytest
+from finite_diff import check_grads, rel_err
+
+import naive
+import numrnn
+
+CELLS = [("RNN", {}), ("RNN", {"nonlinearity": "relu"}), ("GRU", {}), ("LSTM", {}), ("LSTM", {"proj_size": 2})]
+SHAPES = [
+    dict(T=4, B=3),
+    dict(T=3, B=2, num_layers=2, bidirectional=True),
+    dict(T=3, B=2, num_layers=3, bias=False),
+    dict(T=4, B=2, batch_first=True, bidirectional=True),
+    dict(T=5, B=3, num_layers=2, bidirectional=True, lengths=[5, 2, 4]),
+    dict(T=4, B=3, batch_first=True, lengths=[1, 4, 3]),
+    dict(T=1, B=1),
+    dict(T=1, B=1, num_layers=2, bidirectional=True),
+]
+CASES = [(cell, opts, shape) for cell, opts in CELLS for shape in SHAPES]
+I, H = 3, 4
+TOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+def case_id(case):
+    cell, opts, shape = case
+    return "-".join([cell] + [f"{k}{v}" for k, v in {**opts, **shape}.items()])
+
+
+def make(cell, opts, shape, dtype, seed):
+    """Layer, inputs and upstream gradients, all drawn fresh from `seed`."""
+    shape = dict(shape)
+    T, B = shape.pop("T"), shape.pop("B")
+    lengths = shape.pop("lengths", None)
+    layer = getattr(numrnn, cell)(I, H, dtype=dtype, seed=seed, **opts, **shape)
+    rng = np.random.default_rng(seed + 1000)
+    L, D, P = layer.num_layers, layer.num_directions, layer.out_size
+    bf = layer.batch_first
+    data = dict(
+        x=rng.standard_normal((B, T, I) if bf else (T, B, I)),
+        h0=rng.standard_normal((L * D, B, P)),
+        c0=rng.standard_normal((L * D, B, H)) if cell == "LSTM" else None,
+        lengths=None if lengths is None else np.array(lengths),
+        dout=rng.standard_normal((B, T, D * P) if bf else (T, B, D * P)),
+        dh_n=rng.standard_normal((L * D, B, P)),
+        dc_n=rng.standard_normal((L * D, B, H)) if cell == "LSTM" else None)
+    return layer, {k: None if v is None else (v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in data.items()}
+
+
+def run(layer, d):
+    """Forward then backward through the numrnn layer: ({name: output}, {name: gradient})."""
+    layer.zero_grad()
+    if layer.cell == "LSTM":
+        out, (h_n, c_n) = layer(d["x"], (d["h0"], d["c0"]), d["lengths"])
+        dx, (dh0, dc0) = layer.backward(d["dout"], (d["dh_n"], d["dc_n"]))
+        outs, grads = dict(out=out, h_n=h_n, c_n=c_n), dict(x=dx, h0=dh0, c0=dc0)
+    else:
+        out, h_n = layer(d["x"], d["h0"], d["lengths"])
+        dx, dh0 = layer.backward(d["dout"], d["dh_n"])
+        outs, grads = dict(out=out, h_n=h_n), dict(x=dx, h0=dh0)
+    grads.update({k: v.copy() for k, v in layer.grads.items()})
+    return outs, grads
+
+
+def loss_of(layer, d):
+    outs, _ = run(layer, d)
+    total = (outs["out"] * d["dout"]).sum() + (outs["h_n"] * d["dh_n"]).sum()
+    return total + ((outs["c_n"] * d["dc_n"]).sum() if "c_n" in outs else 0.0)
+
+
+def assert_close(got, want, tol, what):
+    errors = {k: rel_err(got[k], want[k]) for k in want}
+    bad = {k: f"{e:.2e}" for k, e in errors.items() if not e < tol}
+    assert not bad, f"{what}: relative error above {tol:g}: {bad}"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_matches_numpy_reference(case, dtype):
+    cell, opts, shape = case
+    layer, d = make(cell, opts, shape, dtype, seed=len(case_id(case)))
+    outs, grads = run(layer, d)
+    p = {k: v.astype(np.float64) for k, v in layer.params.items()}
+    f64 = {k: None if v is None else v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in d.items()}
+    bf = layer.batch_first
+    tm = (lambda a: a.transpose(1, 0, 2)) if bf else (lambda a: a)
+    T, B = tm(f64["x"]).shape[:2]
+    lengths = np.full(B, T) if d["lengths"] is None else d["lengths"]
+    kw = dict(num_layers=layer.num_layers, bidirectional=layer.bidirectional, nonlinearity=layer.nonlinearity)
+    out, h_n, c_n, tape = naive.forward(cell, p, tm(f64["x"]), f64["h0"], f64["c0"], lengths=lengths, **kw)
+    dx, dh0, dc0, g = naive.backward(cell, p, tape, tm(f64["dout"]), f64["dh_n"], f64["dc_n"], **kw)
+    want_outs, want_grads = dict(out=tm(out), h_n=h_n), dict(x=tm(dx), h0=dh0, **g)
+    if cell == "LSTM":
+        want_outs["c_n"], want_grads["c0"] = c_n, dc0
+    assert set(grads) == set(want_grads)
+    assert_close(outs, want_outs, TOL[dtype], "outputs vs NumPy reference")
+    assert_close(grads, want_grads, TOL[dtype], "gradients vs NumPy reference")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_gradients_match_finite_differences(case):
+    cell, opts, shape = case
+    layer, d = make(cell, opts, shape, np.float64, seed=7 + len(case_id(case)))
+    _, grads = run(layer, d)
+    named = [(k, d[k], grads[k]) for k in ("x", "h0", "c0") if d[k] is not None]
+    named += [(k, layer.params[k], grads[k]) for k in layer.params]
+    check_grads(lambda: loss_of(layer, d), named, tol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def test_matches_pytorch(case, dtype):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    cell, opts, shape = case
+    layer, d = make(cell, opts, shape, dtype, seed=3 + len(case_id(case)))
+    outs, grads = run(layer, d)
+    kw = dict(num_layers=layer.num_layers, bias=layer.bias, batch_first=layer.batch_first,
+              bidirectional=layer.bidirectional, **opts)
+    tm = getattr(torch.nn, cell)(I, H, **kw).to(torch.float64 if dtype == np.float64 else torch.float32)
+    tm.load_state_dict({k: torch.tensor(v) for k, v in layer.params.items()})
+    t = {k: None if v is None or v.dtype.kind != "f" else torch.tensor(v, requires_grad=k in ("x", "h0", "c0"))
+         for k, v in d.items()}
+    state = (t["h0"], t["c0"]) if cell == "LSTM" else t["h0"]
+    inp = t["x"]
+    if d["lengths"] is not None:
+        inp = pack_padded_sequence(inp, torch.tensor(d["lengths"]), batch_first=layer.batch_first, enforce_sorted=False)
+    out, st = tm(inp, state)
+    if d["lengths"] is not None:
+        out, _ = pad_packed_sequence(out, batch_first=layer.batch_first, total_length=d["x"].shape[1 if layer.batch_first else 0])
+    h_n, c_n = st if cell == "LSTM" else (st, None)
+    loss = (out * t["dout"]).sum() + (h_n * t["dh_n"]).sum() + (0 if c_n is None else (c_n * t["dc_n"]).sum())
+    loss.backward()
+    want_outs = dict(out=out.detach().numpy(), h_n=h_n.detach().numpy())
+    want_grads = dict(x=t["x"].grad.numpy(), h0=t["h0"].grad.numpy())
+    if cell == "LSTM":
+        want_outs["c_n"], want_grads["c0"] = c_n.detach().numpy(), t["c0"].grad.numpy()
+    want_grads.update({k: v.grad.numpy() for k, v in tm.named_parameters()})
+    assert set(grads) == set(want_grads)
+    tol = 1e-9 if dtype == np.float64 else 2e-5
+    assert_close(outs, want_outs, tol, "outputs vs PyTorch")
+    assert_close(grads, want_grads, tol, "gradients vs PyTorch")
