@@ -57,7 +57,6 @@ class Recurrent(Module):
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self._xp = backend(self.device)
-        self._kernels = self._xp.kernels()
 
         H, P, D = self.hidden_size, self.out_size, self.num_directions
         G = num_gates(self.cell, self.coupled) * H
@@ -81,6 +80,11 @@ class Recurrent(Module):
         self._no_proj = self._xp.zeros((0, 0), self.dtype)
         self._no_peep = self._xp.zeros((0, H), self.dtype)
         self._cache = None
+
+    @property
+    def _kernels(self):
+        """The device's engine; looked up, not stored, so that layers pickle and deepcopy."""
+        return self._xp.kernels()
 
     # -- sizes and configuration ---------------------------------------------------------------
     @property
