@@ -16,6 +16,7 @@ from numrnn.serialize import register
 
 class Cell(Recurrent):
     """Shared by the three cells. Subclasses take _run_forward/_run_backward from their layer."""
+    gpu_engine = False   # the step/tape logic below works on host arrays
 
     def __init__(self, input_size, hidden_size, bias, nonlinearity, device, dtype, seed,
                  peephole=False, coupled=False):

@@ -4,8 +4,12 @@ A block keeps all its parameters in one flat buffer and all its gradients in a s
 same layout; `params` and `grads` are dicts of named views into them (PyTorch's names), so the
 optimiser, clipping and serialisation each loop over one array per block.
 backward() ADDS into grads; zero_grad() clears them.
+On device="cuda" both buffers and their views are device arrays (self._xp says which device,
+python/numrnn/device.py); state_dict and load_state_dict copy to and from the host.
 """
 import numpy as np
+
+from numrnn.device import CPU, as_numpy
 
 DTYPES = (np.float32, np.float64)
 DEVICES = ("cpu", "cuda")
@@ -18,12 +22,12 @@ def check_dtype(dtype):
     return dt.type
 
 
-def check_device(device):
+def check_device(device, cuda_ok=False):
+    """cuda_ok: the block has a GPU engine (whether a GPU is usable is python/numrnn/device.py's check)."""
     if device not in DEVICES:
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda":
-        raise RuntimeError("device='cuda': numrnn's GPU engine is not part of this build yet; "
-                           "use device='cpu'")
+    if device == "cuda" and not cuda_ok:
+        raise RuntimeError("device='cuda': this block has no GPU engine yet; use device='cpu'")
     return device
 
 
@@ -33,21 +37,15 @@ def check_positive_int(name, value, minimum=1):
     return int(value)
 
 
-def as_numpy(value):
-    """Array-like (numpy, list, or a torch tensor) -> numpy array, without copying numpy input."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
 class Module:
     training = True
+    _xp = CPU    # array namespace of the block's device
 
     def _allocate(self, shapes, dtype):
         """shapes: list of (name, shape) in serialisation order."""
         sizes = [int(np.prod(shape)) for _, shape in shapes]
-        self.flat_params = np.zeros(sum(sizes), dtype)    # [N] every parameter, back to back
-        self.flat_grads = np.zeros(sum(sizes), dtype)     # [N] same layout
+        self.flat_params = self._xp.zeros(sum(sizes), dtype)    # [N] every parameter, back to back
+        self.flat_grads = self._xp.zeros(sum(sizes), dtype)     # [N] same layout
         self.offsets = {}                                   # name -> start in the flat buffers
         self._shapes = dict(shapes)
         offset = 0
@@ -87,7 +85,7 @@ class Module:
         return self.flat_params.size
 
     def state_dict(self):
-        return {name: p.copy() for name, p in self.params.items()}
+        return {name: np.array(self._xp.to_host(p)) for name, p in self.params.items()}
 
     def load_state_dict(self, state, strict=True):
         """Copy tensors in by name (numpy arrays, or torch tensors). All checks run before any
@@ -111,4 +109,4 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + " | ".join(problems))
         for k, v in state.items():
             if k in self.params:
-                self.params[k][...] = v
+                self._xp.assign(self.params[k], v)

@@ -4,20 +4,24 @@ A layer validates its input, allocates outputs, and calls the engine once per la
 the time loop runs inside the compiled kernel. forward saves exactly what backward needs
 (self._cache); backward ADDS into self.grads. Parameter names and shapes are PyTorch's, so
 state dicts move both ways.
+device="cuda" runs the same code on Numba device arrays: self._xp holds the device's array
+operations and self._kernels its engine (python/numrnn/device.py). Host input gives host output
+(copied); device input gives Numba device arrays, and nothing goes through the host.
 """
 import warnings
 
 import numpy as np
 
-from numrnn import engine
+from numrnn.device import backend
 from numrnn.engine.gates import NONLINEARITIES, direction_param_names, layer_suffixes, num_gates
-from numrnn.module import Module, as_numpy, check_device, check_dtype, check_positive_int
+from numrnn.module import Module, check_device, check_dtype, check_positive_int
 from numrnn.serialize import register
 
 
 class Recurrent(Module):
     """Shared by RNN, LSTM and GRU. Subclasses set `cell` and implement _run_forward/_run_backward."""
     cell = None
+    gpu_engine = True   # device="cuda" is available (python/numrnn/device.py checks for a usable GPU)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, nonlinearity="tanh",
@@ -46,9 +50,14 @@ class Recurrent(Module):
         self.dropout = float(dropout)
         self.peephole = bool(peephole)
         self.coupled = bool(coupled)
-        self.device = check_device(device)
+        self.device = check_device(device, cuda_ok=self.gpu_engine)
+        if self.device == "cuda" and (self.peephole or self.coupled):
+            raise ValueError("device='cuda': the peephole and coupled LSTM variants have no GPU engine yet; "
+                             "use device='cpu'")
         self.dtype = check_dtype(dtype)
         self.seed = seed
+        self._xp = backend(self.device)
+        self._kernels = self._xp.kernels()
 
         H, P, D = self.hidden_size, self.out_size, self.num_directions
         G = num_gates(self.cell, self.coupled) * H
@@ -64,13 +73,13 @@ class Recurrent(Module):
         self._allocate(shapes, self.dtype)
         init_seq, drop_seq = np.random.SeedSequence(seed).spawn(2)
         k = 1.0 / np.sqrt(H)
-        self.flat_params[:] = np.random.default_rng(init_seq).uniform(-k, k, self.flat_params.size)
+        self._xp.assign(self.flat_params, np.random.default_rng(init_seq).uniform(-k, k, self.flat_params.size))
         self._dropout_rng = np.random.default_rng(drop_seq)
         # stand-ins for absent tensors, so every kernel call has the same argument types
-        self._no_bias = np.zeros(G, self.dtype)
-        self._no_bias_grad = np.zeros(G, self.dtype)
-        self._no_proj = np.zeros((0, 0), self.dtype)
-        self._no_peep = np.zeros((0, H), self.dtype)
+        self._no_bias = self._xp.zeros(G, self.dtype)
+        self._no_bias_grad = self._xp.zeros(G, self.dtype)
+        self._no_proj = self._xp.zeros((0, 0), self.dtype)
+        self._no_peep = self._xp.zeros((0, H), self.dtype)
         self._cache = None
 
     # -- sizes and configuration ---------------------------------------------------------------
@@ -144,10 +153,10 @@ class Recurrent(Module):
 
     # -- input checks --------------------------------------------------------------------------
     def _as_float(self, name, a):
-        a = as_numpy(a)
+        a = self._xp.asarray(a)
         if not np.issubdtype(a.dtype, np.floating):
             raise TypeError(f"{type(self).__name__}: {name} must be a floating-point array, got dtype {a.dtype}")
-        return a.astype(self.dtype, copy=False)
+        return a
 
     def _time_major(self, name, a, feature_size):
         a = self._as_float(name, a)
@@ -159,22 +168,22 @@ class Recurrent(Module):
                              f"dimension, got shape {a.shape}")
         if 0 in a.shape:
             raise ValueError(f"{type(self).__name__}: {name} must have T >= 1 and B >= 1, got shape {a.shape}")
-        if self.batch_first:
-            a = a.transpose(1, 0, 2)
-        return np.array(a, order="C")   # a copy: forward keeps it for backward, the caller may reuse theirs
+        # a copy: forward keeps it for backward, the caller may reuse theirs
+        return self._xp.copy(a, self.dtype, swap01=self.batch_first)
 
     def _state(self, name, a, shape, layout="[num_layers * num_directions, B, size]"):
         if a is None:
-            return np.zeros(shape, self.dtype)
+            return self._xp.zeros(shape, self.dtype)
         a = self._as_float(name, a)
         if a.shape != shape:
             raise ValueError(f"{type(self).__name__}: {name} must have shape {shape} {layout}, got {a.shape}")
-        return np.array(a, order="C")
+        return self._xp.copy(a, self.dtype)
 
     def _lengths(self, lengths, T, B):
         if lengths is None:
             return np.full(B, T, np.int64)
-        a = as_numpy(lengths)
+        a = self._xp.asarray(lengths)
+        a = self._xp.to_host(a) if self._xp.is_device_array(a) else a   # B numbers, checked on the host
         if not np.issubdtype(a.dtype, np.integer):
             raise TypeError(f"{type(self).__name__}: lengths must be integers, got dtype {a.dtype}")
         if a.shape != (B,):
@@ -185,15 +194,18 @@ class Recurrent(Module):
 
     # -- forward and backward ------------------------------------------------------------------
     def _forward(self, x, h0, c0, lengths):
+        xp = self._xp
+        to_host = not xp.is_device_array(x)
         x = self._time_major("x", x, self.input_size)
         T, B, _ = x.shape
         L, D, H, P = self.num_layers, self.num_directions, self.hidden_size, self.out_size
         lengths = self._lengths(lengths, T, B)
+        ragged = bool((lengths < T).any())
+        lengths = xp.from_host(lengths)
         h0 = self._state("h0", h0, (L * D, B, P))
         c0 = self._state("c0", c0, (L * D, B, H)) if self.cell == "LSTM" else None
-        valid = np.arange(T)[:, None] < lengths[None, :]   # [T, B]
-        h_n = np.empty((L * D, B, P), self.dtype)
-        c_n = np.empty((L * D, B, H), self.dtype) if c0 is not None else None
+        h_n = xp.empty((L * D, B, P), self.dtype)
+        c_n = xp.empty((L * D, B, H), self.dtype) if c0 is not None else None
         inputs, saved, masks = [], [], []
         layer_in = x
         for layer in range(L):
@@ -203,57 +215,70 @@ class Recurrent(Module):
                 hs, cs, keep = self._run_forward(idx, layer_in, h0[idx], None if c0 is None else c0[idx],
                                                  lengths, bool(direction))
                 last = 0 if direction else T - 1
-                h_n[idx] = hs[last]
+                xp.assign(h_n[idx], hs[last])
                 if c_n is not None:
-                    c_n[idx] = cs[last]
+                    xp.assign(c_n[idx], cs[last])
                 ys.append(hs)
                 saved.append(keep)
             inputs.append(layer_in)
-            y = np.concatenate(ys, axis=2) if D == 2 else ys[0].copy()   # [T, B, D * P]
-            if not valid.all():
-                y *= valid[:, :, None]
+            y = xp.concat_features(ys)   # [T, B, D * P]
+            if ragged:
+                xp.zero_past_lengths(y, lengths)
             mask = None
             if layer < L - 1 and self.training and self.dropout > 0:
+                # drawn on the host from the layer's generator, so every device gives the same masks
                 keep_p = 1.0 - self.dropout
-                mask = (self._dropout_rng.random(y.shape) < keep_p).astype(self.dtype) / self.dtype(keep_p)
-                y *= mask
+                mask = xp.from_host((self._dropout_rng.random(y.shape) < keep_p).astype(self.dtype)
+                                    / self.dtype(keep_p))
+                xp.mul_(y, mask)
             masks.append(mask)
             layer_in = y
         self._cache = dict(inputs=inputs, saved=saved, masks=masks, h0=h0, c0=c0, lengths=lengths)
-        out = layer_in.transpose(1, 0, 2).copy() if self.batch_first else layer_in
-        return out, h_n, c_n
+        out = xp.copy(layer_in, self.dtype, swap01=True) if self.batch_first else layer_in
+        return self._deliver(to_host, out, h_n, c_n)
+
+    def _deliver(self, to_host, *arrays):
+        """Host input gets host arrays back (copied from a device); device input gets device arrays."""
+        if not to_host:
+            return arrays
+        return tuple(None if a is None else self._xp.to_host(a) for a in arrays)
 
     def _backward(self, dout, dh_n, dc_n):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before any forward()")
         cache = self._cache
+        xp = self._xp
         L, D, H, P = self.num_layers, self.num_directions, self.hidden_size, self.out_size
         T, B, _ = cache["inputs"][0].shape
+        to_host = not xp.is_device_array(dout)
         dy = self._time_major("dout", dout, D * P)
         if dy.shape[:2] != (T, B):
             raise ValueError(f"{type(self).__name__}: dout must match the last forward's output "
-                             f"(T={T}, B={B}), got shape {as_numpy(dout).shape}")
+                             f"(T={T}, B={B}), got shape {np.shape(dout)}")
         dh_n = self._state("dh_n", dh_n, (L * D, B, P))
         dc_n = self._state("dc_n", dc_n, (L * D, B, H)) if self.cell == "LSTM" else None
-        dh0 = np.empty((L * D, B, P), self.dtype)
-        dc0 = np.empty((L * D, B, H), self.dtype) if dc_n is not None else None
+        dh0 = xp.empty((L * D, B, P), self.dtype)
+        dc0 = xp.empty((L * D, B, H), self.dtype) if dc_n is not None else None
         for layer in range(L - 1, -1, -1):
             x = cache["inputs"][layer]
             dx = None
             for direction in range(D):
                 idx = layer * D + direction
-                dhs = np.ascontiguousarray(dy[:, :, direction * P:(direction + 1) * P])
-                dx_d = np.empty_like(x)
+                dhs = xp.take_features(dy, direction * P, P)
+                dx_d = xp.empty(x.shape, self.dtype)
                 self._run_backward(idx, dx_d, dh0[idx], None if dc0 is None else dc0[idx], dhs, dh_n[idx],
                                    None if dc_n is None else dc_n[idx], x, cache["h0"][idx],
                                    None if cache["c0"] is None else cache["c0"][idx],
                                    cache["saved"][idx], cache["lengths"], bool(direction))
-                dx = dx_d if dx is None else dx + dx_d
+                if dx is None:
+                    dx = dx_d
+                else:
+                    xp.add_(dx, dx_d)
             if layer > 0 and cache["masks"][layer - 1] is not None:
-                dx *= cache["masks"][layer - 1]
+                xp.mul_(dx, cache["masks"][layer - 1])
             dy = dx
-        dx = dy.transpose(1, 0, 2).copy() if self.batch_first else dy
-        return dx, dh0, dc0
+        dx = xp.copy(dy, self.dtype, swap01=True) if self.batch_first else dy
+        return self._deliver(to_host, dx, dh0, dc0)
 
 
 @register
@@ -277,15 +302,15 @@ class RNN(Recurrent):
 
     def _run_forward(self, idx, x, h0, c0, lengths, reverse):
         w_ih, w_hh, b_ih, b_hh, _, _ = self._tensors(self.params, idx)
-        hs = np.empty((x.shape[0], x.shape[1], self.hidden_size), self.dtype)
-        engine.rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, self._act, lengths, reverse)
+        hs = self._xp.empty((x.shape[0], x.shape[1], self.hidden_size), self.dtype)
+        self._kernels.rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, self._act, lengths, reverse)
         return hs, None, hs
 
     def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, hs, lengths, reverse):
         w_ih, w_hh, _, _, _, _ = self._tensors(self.params, idx)
         dw_ih, dw_hh, db_ih, db_hh, _, _ = self._tensors(self.grads, idx)
-        engine.rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh, hs,
-                            self._act, lengths, reverse)
+        self._kernels.rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh, hs,
+                                   self._act, lengths, reverse)
 
 
 @register
@@ -304,18 +329,18 @@ class GRU(Recurrent):
     def _run_forward(self, idx, x, h0, c0, lengths, reverse):
         w_ih, w_hh, b_ih, b_hh, _, _ = self._tensors(self.params, idx)
         T, B, H = x.shape[0], x.shape[1], self.hidden_size
-        hs = np.empty((T, B, H), self.dtype)
-        acts = np.empty((T, B, 3 * H), self.dtype)
-        hn_pre = np.empty((T, B, H), self.dtype)
-        engine.gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse)
+        hs = self._xp.empty((T, B, H), self.dtype)
+        acts = self._xp.empty((T, B, 3 * H), self.dtype)
+        hn_pre = self._xp.empty((T, B, H), self.dtype)
+        self._kernels.gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse)
         return hs, None, (hs, acts, hn_pre)
 
     def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, saved, lengths, reverse):
         w_ih, w_hh, _, _, _, _ = self._tensors(self.params, idx)
         dw_ih, dw_hh, db_ih, db_hh, _, _ = self._tensors(self.grads, idx)
         hs, acts, hn_pre = saved
-        engine.gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh,
-                            hs, acts, hn_pre, lengths, reverse)
+        self._kernels.gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh,
+                                   hs, acts, hn_pre, lengths, reverse)
 
 
 @register
@@ -348,16 +373,17 @@ class LSTM(Recurrent):
     def _run_forward(self, idx, x, h0, c0, lengths, reverse):
         w_ih, w_hh, b_ih, b_hh, w_hr, w_peep = self._tensors(self.params, idx)
         T, B, H = x.shape[0], x.shape[1], self.hidden_size
-        hs = np.empty((T, B, self.out_size), self.dtype)
-        cs = np.empty((T, B, H), self.dtype)
-        acts = np.empty((T, B, w_ih.shape[0]), self.dtype)
-        engine.lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, lengths, reverse,
-                            self.coupled)
+        hs = self._xp.empty((T, B, self.out_size), self.dtype)
+        cs = self._xp.empty((T, B, H), self.dtype)
+        acts = self._xp.empty((T, B, w_ih.shape[0]), self.dtype)
+        self._kernels.lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, lengths,
+                                   reverse, self.coupled)
         return hs, cs, (hs, cs, acts)
 
     def _run_backward(self, idx, dx, dh0, dc0, dhs, dhn, dcn, x, h0, c0, saved, lengths, reverse):
         w_ih, w_hh, _, _, w_hr, w_peep = self._tensors(self.params, idx)
         dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep = self._tensors(self.grads, idx)
         hs, cs, acts = saved
-        engine.lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep, dhs, dhn, dcn, x, h0, c0,
-                             w_ih, w_hh, w_hr, w_peep, hs, cs, acts, lengths, reverse, self.coupled)
+        self._kernels.lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep, dhs, dhn, dcn,
+                                    x, h0, c0, w_ih, w_hh, w_hr, w_peep, hs, cs, acts, lengths, reverse,
+                                    self.coupled)

@@ -1,0 +1,14 @@
+"""Tunables of the CUDA engine (engine/cuda_*.py), in one place; none of them changes a result.
+
+Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) every GPU thread is a Python thread, so the
+matrix-product tile is small there: that keeps the simulator tests quick and makes tiny test
+matrices span several tiles, so the tile-edge logic is exercised. tests/cuda_sim also checks the
+real tile size directly.
+"""
+from numba.core import config
+
+SIMULATOR = bool(config.ENABLE_CUDASIM)
+
+TILE = 4 if SIMULATOR else 16   # matrix-product tile edge: TILE x TILE threads per block
+THREADS = 256                   # most threads per block of the elementwise and gate kernels
+FASTMATH = False                # keep IEEE semantics so results match the CPU engine to rounding

@@ -1,0 +1,208 @@
+"""Where a block's arrays live: one namespace of array operations per device, so the layers read
+the same on the CPU and the GPU (`xp = backend(device)`; `xp.empty(...)`, `xp.kernels.lstm_forward`).
+
+CPU: NumPy arrays and the @njit kernels of numrnn.engine.
+CUDA: Numba device arrays and the @cuda.jit kernels of numrnn.engine.cuda_*; host arrays given to
+a CUDA layer are copied in, device arrays (anything with __cuda_array_interface__) are used where
+they lie. Nothing here validates shapes; the layers do that first.
+"""
+import os
+import types
+
+import numpy as np
+
+
+def as_numpy(value):
+    """Array-like (numpy, list, or a torch tensor) -> numpy array, without copying numpy input."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class CPU:
+    name = "cpu"
+
+    @staticmethod
+    def kernels():
+        from numrnn import engine
+        return engine
+
+    empty = staticmethod(np.empty)
+    zeros = staticmethod(np.zeros)
+
+    @staticmethod
+    def is_device_array(a):
+        return False
+
+    @staticmethod
+    def asarray(a):
+        return as_numpy(a)
+
+    @staticmethod
+    def copy(a, dtype, swap01=False):
+        """A new C-contiguous array of dtype holding a (axes 0 and 1 swapped when asked)."""
+        return np.array(a.transpose(1, 0, 2) if swap01 else a, dtype=dtype, order="C")
+
+    from_host = staticmethod(np.ascontiguousarray)
+
+    @staticmethod
+    def to_host(a):
+        return a
+
+    @staticmethod
+    def assign(dst, src):
+        dst[...] = src
+
+    @staticmethod
+    def concat_features(ys):
+        """[T, B, F_k] arrays -> a new [T, B, sum F_k]."""
+        return np.concatenate(ys, axis=2) if len(ys) > 1 else ys[0].copy()
+
+    @staticmethod
+    def take_features(y, start, width):
+        """y[:, :, start:start + width] as a C-contiguous array."""
+        return np.ascontiguousarray(y[:, :, start:start + width])
+
+    @staticmethod
+    def zero_past_lengths(y, lengths):
+        """y [T, B, F]: zero every step t >= lengths[b], in place."""
+        y *= (np.arange(y.shape[0])[:, None] < lengths[None, :])[:, :, None]
+
+    @staticmethod
+    def mul_(a, b):
+        a *= b
+
+    @staticmethod
+    def add_(a, b):
+        a += b
+
+
+class CUDA:
+    name = "cuda"
+
+    @staticmethod
+    def kernels():
+        from numrnn.engine import cuda_gru, cuda_lstm, cuda_rnn
+        return types.SimpleNamespace(
+            lstm_forward=cuda_lstm.lstm_forward, lstm_backward=cuda_lstm.lstm_backward,
+            gru_forward=cuda_gru.gru_forward, gru_backward=cuda_gru.gru_backward,
+            rnn_forward=cuda_rnn.rnn_forward, rnn_backward=cuda_rnn.rnn_backward)
+
+    @staticmethod
+    def empty(shape, dtype):
+        from numba import cuda
+        return cuda.device_array(shape, dtype)
+
+    @staticmethod
+    def zeros(shape, dtype):
+        return CUDA.from_host(np.zeros(shape, dtype))
+
+    @staticmethod
+    def is_device_array(a):
+        # Numba's device arrays (real or simulated) have copy_to_host; other GPU arrays (CuPy,
+        # torch.cuda) announce themselves with __cuda_array_interface__.
+        return hasattr(a, "copy_to_host") or hasattr(a, "__cuda_array_interface__")
+
+    @staticmethod
+    def asarray(a):
+        """A Numba device array for device input (no copy), a numpy array for host input."""
+        if hasattr(a, "copy_to_host"):
+            return a
+        if hasattr(a, "__cuda_array_interface__"):
+            from numba import cuda
+            return cuda.as_cuda_array(a)
+        return as_numpy(a)
+
+    @staticmethod
+    def copy(a, dtype, swap01=False):
+        """A new C-contiguous device array of dtype holding a (axes 0 and 1 swapped when asked):
+        host input is copied in, device input is converted on the device."""
+        if not CUDA.is_device_array(a):
+            a = np.asarray(a, dtype=dtype)
+            return CUDA.from_host(a.transpose(1, 0, 2) if swap01 else a)
+        from numrnn.engine.cuda_arrays import convert
+        return convert(a, dtype, swap01)
+
+    @staticmethod
+    def from_host(a):
+        from numba import cuda
+        return cuda.to_device(np.ascontiguousarray(a))
+
+    @staticmethod
+    def to_host(a):
+        return a.copy_to_host()
+
+    @staticmethod
+    def assign(dst, src):
+        """dst[...] = src, src on the host (cast to dst's dtype) or a device array of dst's shape."""
+        if not CUDA.is_device_array(src):
+            src = np.ascontiguousarray(np.broadcast_to(src, dst.shape), dtype=dst.dtype)
+        dst.copy_to_device(src)
+
+    @staticmethod
+    def concat_features(ys):
+        from numrnn.engine.cuda_arrays import copy_features
+        T, B = ys[0].shape[:2]
+        out = CUDA.empty((T, B, sum(y.shape[2] for y in ys)), ys[0].dtype)
+        offset = 0
+        for y in ys:
+            copy_features(out, offset, y, 0, y.shape[2])
+            offset += y.shape[2]
+        return out
+
+    @staticmethod
+    def take_features(y, start, width):
+        if start == 0 and width == y.shape[2]:
+            return y
+        from numrnn.engine.cuda_arrays import copy_features
+        out = CUDA.empty((y.shape[0], y.shape[1], width), y.dtype)
+        copy_features(out, 0, y, start, width)
+        return out
+
+    @staticmethod
+    def zero_past_lengths(y, lengths):
+        from numrnn.engine.cuda_arrays import zero_past_lengths
+        zero_past_lengths(y, lengths)
+
+    @staticmethod
+    def mul_(a, b):
+        from numrnn.engine.cuda_arrays import combine
+        combine(a, b, True)
+
+    @staticmethod
+    def add_(a, b):
+        from numrnn.engine.cuda_arrays import combine
+        combine(a, b, False)
+
+
+def cuda_problem():
+    """Why device='cuda' cannot run here and how to fix it, or None when it can."""
+    try:
+        import numba_cuda  # noqa: F401  (the maintained CUDA target; numba's built-in one is deprecated)
+    except ImportError:
+        return ("the numba-cuda package is not installed. Install it with `pip install 'numrnn[cuda]'` "
+                "(or `pip install numba-cuda`)")
+    from numba import cuda
+    if cuda.is_available():
+        return None
+    try:
+        from numba.cuda.cudadrv.driver import driver
+        driver.get_device_count()
+        reason = "no CUDA GPU was found"
+    except Exception as e:  # the driver's own words say what is missing (library, device, version)
+        reason = " ".join(str(e).split()).rstrip(":")
+    hint = ("" if "NUMBA_ENABLE_CUDASIM" not in os.environ else
+            " (NUMBA_ENABLE_CUDASIM is set, but only takes effect if set before numba.cuda is first imported)")
+    return (f"no usable CUDA GPU: {reason}. Install an NVIDIA GPU driver on a machine with a GPU, or set "
+            f"NUMBA_ENABLE_CUDASIM=1 before starting Python to run on Numba's CUDA simulator "
+            f"(slow; for testing){hint}")
+
+
+def backend(device):
+    """The namespace for 'cpu' or 'cuda'; for 'cuda', fails at once with what is missing."""
+    if device == "cpu":
+        return CPU
+    problem = cuda_problem()
+    if problem:
+        raise RuntimeError(f"device='cuda': {problem}; or use device='cpu'")
+    return CUDA
