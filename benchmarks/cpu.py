@@ -133,6 +133,79 @@ def measure(runs, rounds, min_time):
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+# Peak memory of one training step, in a fresh process per contender: after a warm-up step (compile,
+# allocator pools), reset the kernel's peak-RSS mark (/proc/self/clear_refs "5") and report how far
+# one more step raises RSS above where it started. RSS counts every allocator alike (NumPy's,
+# PyTorch's, oneDNN's scratch), which tracemalloc or torch's profiler alone would not. glibc's mmap
+# threshold is pinned at 128 KiB so big arrays go back to the OS when freed; otherwise a freed
+# buffer's pages stay resident, are reused next step, and the rise would read as near zero.
+MEMORY_STEP = r"""
+import sys, numpy as np
+cell, who = sys.argv[1], sys.argv[2]
+T, B, I, H = 100, 64, 256, 256
+rng = np.random.default_rng(1)
+x = rng.standard_normal((T, B, I)).astype(np.float32)
+dout = rng.standard_normal((T, B, H)).astype(np.float32)
+if who == "numrnn":
+    import numrnn
+    m = getattr(numrnn, cell)(I, H, seed=0)
+    def step():
+        m(x)
+        m.backward(dout)
+else:
+    import torch
+    torch.set_num_threads(2)
+    m = getattr(torch.nn, cell)(I, H)
+    tx, td = torch.tensor(x), torch.tensor(dout)
+    def step():
+        m.zero_grad(set_to_none=False)
+        out, _ = m(tx.clone().requires_grad_(True))
+        out.backward(td)
+def kib(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+step()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = kib("VmRSS")
+step()
+print((kib("VmHWM") - base) / 1024)
+"""
+
+# Warm start: a fresh interpreter imports numrnn and runs a first forward (kernels from the disk cache).
+WARM_START = r"""
+import time
+t0 = time.perf_counter()
+import numpy as np
+import numrnn
+m = numrnn.LSTM(64, 128, seed=0)
+m(np.ones((10, 1, 64), np.float32))
+print(time.perf_counter() - t0)
+"""
+
+
+def in_fresh_process(code, *args):
+    import subprocess
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True, env=env)
+    return float(out.stdout.split()[-1])
+
+
+def memory_and_start(rounds):
+    """Peak-RSS rise of a training step (numrnn vs PyTorch, T=100 B=64 I=256 H=256) and warm start."""
+    print("\npeak RSS rise of one training step (fresh process each, median of "
+          f"{rounds}), T=100 B=64 I=256 H=256:")
+    for cell in ("LSTM", "GRU", "RNN"):
+        mib = {who: statistics.median(in_fresh_process(MEMORY_STEP, cell, who) for _ in range(rounds))
+               for who in ("numrnn", "torch")}
+        print(f"  {cell:4s}  numrnn {mib['numrnn']:7.1f} MiB   torch {mib['torch']:7.1f} MiB   "
+              f"ratio {mib['numrnn'] / mib['torch']:5.2f}   goal  1.0")
+    in_fresh_process(WARM_START)   # fills the compile cache if it is cold
+    warm = statistics.median(in_fresh_process(WARM_START) for _ in range(rounds))
+    print(f"warm start (import numrnn + first LSTM forward, fresh process): {warm:.2f} s   goal < 1.5 s")
+
+
 def fmt_time(s):
     return f"{s * 1e3:9.3f} ms" if s >= 1e-3 else f"{s * 1e6:9.1f} us"
 
@@ -161,6 +234,8 @@ def main():
         if "onnxruntime" in t:
             line += f" {fmt_time(t['onnxruntime'])} {t['numrnn'] / t['onnxruntime']:6.2f} {goal_ort:5.1f}"
         print(line, flush=True)
+    if not args.rows:
+        memory_and_start(rounds)
 
 
 if __name__ == "__main__":
