@@ -2,7 +2,6 @@
 against the plain NumPy reference (naive.py), against float64 finite differences, and against
 PyTorch (skipped where torch is absent). Every output and every gradient is compared, using
 loss = sum(out * dout) + sum(h_n * dh_n) [+ sum(c_n * dc_n)] with random upstream gradients."""
-import copy
 
 import numpy as np
 import pytest

@@ -49,7 +49,7 @@ class Module:
         self.offsets = {}                                   # name -> start in the flat buffers
         self._shapes = dict(shapes)
         offset = 0
-        for (name, shape), size in zip(shapes, sizes):
+        for (name, _), size in zip(shapes, sizes):
             self.offsets[name] = offset
             offset += size
         self._make_views()
