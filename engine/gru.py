@@ -56,6 +56,7 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
     dgx = np.zeros((T, B, 3 * H), x.dtype)   # gradient of the input-side pre-activations
     dgh = np.zeros((T, B, 3 * H), x.dtype)   # gradient of W_hh h + b_hh
     dh = dhn.copy()                           # [B, H] gradient flowing into h_t
+    dprev = np.empty_like(dh)                 # [B, H] its part through W_hh, one buffer for all steps
     for s in range(T - 1, -1, -1):
         t = time_at(s, T, reverse)
         for b in range(B):
@@ -78,7 +79,7 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
                 dgh[t, b, GRU_Z * H + j] = dz
                 dgh[t, b, GRU_N * H + j] = dn * rj
                 dh[b, j] = dhj * zj
-        dprev = np.dot(dgh[t], w_hh)
+        np.dot(dgh[t], w_hh, dprev)
         for b in range(B):
             if t < lengths[b]:
                 dh[b] += dprev[b]

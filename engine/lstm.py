@@ -105,6 +105,7 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
     oi, of, og, oo = gate_offsets(H, coupled)
     dg = np.zeros((T, B, G), x.dtype)       # gradient of the gate pre-activations
     dh = dhn.copy()                           # [B, P] gradient flowing into h_t
+    dprev = np.empty_like(dh)                 # [B, P] its part through W_hh, one buffer for all steps
     dc = dcn.copy()                           # [B, H]
     Tp = T if proj else 0
     P = hs.shape[2]
@@ -163,7 +164,7 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
                         dcp += dzf * w_peep[PEEP_F, j]
                         dw_peep[PEEP_F, j] += dzf * cprev
                 dc[b, j] = dcp
-        dprev = np.dot(dg[t], w_hh)
+        np.dot(dg[t], w_hh, dprev)
         for b in range(B):
             if t < lengths[b]:
                 dh[b] = dprev[b]

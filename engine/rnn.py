@@ -47,6 +47,7 @@ def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_h
     H = h0.shape[1]
     dg = np.zeros((T, B, H), x.dtype)   # gradient of the pre-activation
     dh = dhn.copy()                      # [B, H] gradient flowing into h_t
+    dprev = np.empty_like(dh)            # [B, H] its part through W_hh, one buffer for all steps
     for s in range(T - 1, -1, -1):
         t = time_at(s, T, reverse)
         for b in range(B):
@@ -59,7 +60,7 @@ def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_h
                     dg[t, b, j] = dhj * (1.0 - hj * hj)
                 else:
                     dg[t, b, j] = dhj if hj > 0.0 else 0.0
-        dprev = np.dot(dg[t], w_hh)
+        np.dot(dg[t], w_hh, dprev)
         for b in range(B):
             if t < lengths[b]:
                 dh[b] = dprev[b]
