@@ -1,14 +1,14 @@
 """Tunables of the CUDA engine (engine/cuda_*.py), in one place; none of them changes a result.
 
 Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) every GPU thread is a Python thread, so the
-matrix-product tile is small there: that keeps the simulator tests quick and makes tiny test
-matrices span several tiles, so the tile-edge logic is exercised. tests/cuda_sim also checks the
-real tile size directly.
+matrix-product tile and the thread blocks are small there: that keeps the simulator tests quick
+and makes tiny test arrays span several tiles and blocks, so the edge logic is exercised.
+tests/cuda_sim also checks the real tile size directly.
 """
 from numba.core import config
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 
 TILE = 4 if SIMULATOR else 16   # matrix-product tile edge: TILE x TILE threads per block
-THREADS = 256                   # most threads per block of the elementwise and gate kernels
+THREADS = 16 if SIMULATOR else 256   # most threads (and blocks) of an elementwise, gate or sum kernel
 FASTMATH = False                # keep IEEE semantics so results match the CPU engine to rounding

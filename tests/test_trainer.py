@@ -136,7 +136,7 @@ def test_checkpoint_write_is_atomic(text_file, tmp_path, monkeypatch):
     (["train", "--lr", "nan"], "--lr: must be a number > 0.0"),
     (["train", "--dropout", "1.5"], "--dropout: must be a number >= 0.0 and < 1.0"),
     (["train", "--cell", "gru", "--proj-size", "2"], "--proj-size applies to --cell lstm only"),
-    (["train", "--device", "cuda"], "GPU engine"),
+    (["train", "--device", "cuda"], "device='cuda': "),
     (["train", "--data", "{text}", "--seq-len", "100000"], "too short for one batch"),
     (["train", "--out", "{tmp}/no/such/folder/m.safetensors"], "does not exist"),
     (["train", "--resume", "{tmp}/missing.safetensors"], "no such file"),

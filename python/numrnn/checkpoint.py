@@ -10,6 +10,7 @@ import json
 import numpy as np
 
 from numrnn import serialize
+from numrnn.device import as_numpy
 from numrnn.language_model import LanguageModel
 
 
@@ -23,9 +24,9 @@ def save_checkpoint(path, model, optimizer, state, progress, config):
         tensors.update({f"optimizer.{i}.{k}": v for k, v in block_state.items() if isinstance(v, np.ndarray)})
     if state is not None:
         h, c = state if isinstance(state, tuple) else (state, None)
-        tensors["state.h"] = h
+        tensors["state.h"] = as_numpy(h)     # copied from the device when training on a GPU
         if c is not None:
-            tensors["state.c"] = c
+            tensors["state.c"] = as_numpy(c)
     trainer = dict(progress, optimizer_state=opt_scalars,
                    dropout_rng=model.rnn._dropout_rng.bit_generator.state)
     model.metadata.update(steps=str(progress["step"]), training_config=json.dumps(config),

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from numrnn import data, serialize
 from numrnn.checkpoint import read_config
+from numrnn.device import backend
 from numrnn.generate import sample
 from numrnn.language_model import CELLS, LanguageModel
 from numrnn.module import check_device
@@ -137,7 +138,7 @@ def _train(args):
 
 def _device(device):
     try:
-        check_device(device)
+        backend(check_device(device, cuda_ok=True))
     except RuntimeError as e:
         raise BadInput(str(e)) from None
 

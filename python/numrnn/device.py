@@ -13,7 +13,10 @@ import numpy as np
 
 
 def as_numpy(value):
-    """Array-like (numpy, list, or a torch tensor) -> numpy array, without copying numpy input."""
+    """Array-like (numpy, list, a torch tensor, a Numba device array) -> numpy array, without
+    copying numpy input."""
+    if hasattr(value, "copy_to_host"):
+        return value.copy_to_host()
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
@@ -76,6 +79,39 @@ class CPU:
     def add_(a, b):
         a += b
 
+    @staticmethod
+    def fill_(a, value):
+        a[...] = value
+
+    @staticmethod
+    def matmul(c, a, b, trans_a=False, trans_b=False, accumulate=False):
+        """c [M, N] (+)= op(a) [M, K] @ op(b) [K, N], op = transpose when asked."""
+        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+        if accumulate:
+            c += a @ b
+        else:
+            np.matmul(a, b, out=c)
+
+    @staticmethod
+    def col_sums(out, a):
+        """out [N] += sum over the rows of a [M, N]."""
+        out += a.sum(axis=0)
+
+    @staticmethod
+    def add_rows(y, b):
+        """y [M, N] += b [N] on every row."""
+        y += b
+
+    @staticmethod
+    def gather_rows(w, ids):
+        """w [V, E], ids [N] ints in 0..V-1 (checked by the caller) -> w[ids] [N, E]."""
+        return w[ids]
+
+    @staticmethod
+    def scatter_add_rows(dw, ids, de):
+        """dw [V, E] row ids[n] += de [N, E] row n, once per occurrence of an id."""
+        np.add.at(dw, ids, de)
+
 
 class CUDA:
     name = "cuda"
@@ -115,13 +151,18 @@ class CUDA:
 
     @staticmethod
     def copy(a, dtype, swap01=False):
-        """A new C-contiguous device array of dtype holding a (axes 0 and 1 swapped when asked):
-        host input is copied in, device input is converted on the device."""
+        """A new C-contiguous device array of dtype holding a (axes 0 and 1 of a 3-D array swapped
+        when asked): host input is copied in, device input is converted on the device."""
         if not CUDA.is_device_array(a):
             a = np.asarray(a, dtype=dtype)
             return CUDA.from_host(a.transpose(1, 0, 2) if swap01 else a)
         from numrnn.engine.cuda_arrays import convert
-        return convert(a, dtype, swap01)
+        a = CUDA.asarray(a)
+        if a.ndim == 3:
+            return convert(a, dtype, swap01)
+        if not a.is_c_contiguous():
+            raise TypeError(f"a device array of shape {a.shape} must be C-contiguous here (3-D ones may have any strides)")
+        return convert(a.reshape(1, 1, a.size), dtype).reshape(a.shape)
 
     @staticmethod
     def from_host(a):
@@ -173,6 +214,41 @@ class CUDA:
     def add_(a, b):
         from numrnn.engine.cuda_arrays import combine
         combine(a, b, False)
+
+    @staticmethod
+    def fill_(a, value):
+        from numrnn.engine.cuda_blocks import fill
+        fill(a.reshape(a.size), value)
+
+    @staticmethod
+    def matmul(c, a, b, trans_a=False, trans_b=False, accumulate=False):
+        from numrnn.engine.cuda_steps import gemm
+        gemm(c, a, b, trans_a, trans_b, accumulate)
+
+    @staticmethod
+    def col_sums(out, a):
+        from numrnn.engine.cuda_steps import col_sums
+        col_sums(out, a)
+
+    @staticmethod
+    def add_rows(y, b):
+        from numrnn.engine.cuda_blocks import add_rows
+        add_rows(y, b)
+
+    @staticmethod
+    def gather_rows(w, ids):
+        """Also checks the ids on the device (the caller cannot see them): an id outside 0..V-1
+        is a ValueError."""
+        from numrnn.engine.cuda_blocks import gather_rows
+        out, ok = gather_rows(w, ids)
+        if not ok:
+            raise ValueError(f"Embedding: ids must be in 0..{w.shape[0] - 1}; some are not")
+        return out
+
+    @staticmethod
+    def scatter_add_rows(dw, ids, de):
+        from numrnn.engine.cuda_blocks import scatter_add_rows
+        scatter_add_rows(dw, ids, de)
 
 
 def cuda_problem():

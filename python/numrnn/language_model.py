@@ -3,12 +3,15 @@
 A composite block: its three blocks keep their own flat buffers, and `blocks` lists them for the
 optimiser and clipping. params/grads/state_dict use the dotted names PyTorch gives a module with
 submodules `embedding`, `rnn`, `head`, so the weights file rebuilds in PyTorch from its config.
+On device="cuda" all three blocks live on the GPU: NumPy tokens give NumPy logits, device tokens
+(what the trainer passes) keep everything, logits included, on the device.
 """
 import numpy as np
 
+from numrnn.device import backend
 from numrnn.embedding import Embedding
 from numrnn.linear import Linear
-from numrnn.module import as_numpy, check_device, check_dtype, check_positive_int
+from numrnn.module import check_device, check_dtype, check_positive_int
 from numrnn.recurrent import GRU, LSTM, RNN
 from numrnn.serialize import register
 
@@ -29,7 +32,8 @@ class LanguageModel:
         self.vocab_size = check_positive_int("vocab_size", vocab_size)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         self.cell = cell
-        self.device = check_device(device)
+        self.device = check_device(device, cuda_ok=True)
+        self._xp = backend(self.device)
         self.dtype = check_dtype(dtype)
         self.seed = seed
         # one seed each, derived from `seed`, so the three blocks do not draw the same numbers
@@ -97,7 +101,7 @@ class LanguageModel:
             b.zero_grad()
 
     def state_dict(self):
-        return {name: p.copy() for name, p in self.params.items()}
+        return {f"{prefix}.{k}": v for prefix, block in self.named_blocks() for k, v in block.state_dict().items()}
 
     def load_state_dict(self, state, strict=True):
         """Dotted names (embedding.weight, rnn.weight_ih_l0, head.bias, ...). A failed load
@@ -112,7 +116,7 @@ class LanguageModel:
                 unexpected.append(k)
         if strict and unexpected:
             raise ValueError("load_state_dict into LanguageModel: unexpected: " + ", ".join(unexpected))
-        before = [b.flat_params.copy() for b in self.blocks]
+        before = [np.array(b._xp.to_host(b.flat_params)) for b in self.blocks]
         try:
             for prefix, block in self.named_blocks():
                 try:
@@ -121,16 +125,25 @@ class LanguageModel:
                     raise ValueError(f"load_state_dict into LanguageModel.{prefix}: {e}") from None
         except ValueError:
             for b, p in zip(self.blocks, before):
-                b.flat_params[:] = p
+                b._xp.assign(b.flat_params, p)
             raise
 
     def __call__(self, tokens, state=None):
-        tokens = as_numpy(tokens)
+        xp = self._xp
+        tokens = xp.asarray(tokens)
         if tokens.ndim != 2:
             raise ValueError(f"LanguageModel: tokens must be 2-D [T, B], got shape {tokens.shape}")
+        to_host = not xp.is_device_array(tokens)
+        if to_host:    # host tokens are checked here, then (on a GPU) everything stays on the device
+            self.embedding.check_ids(tokens)
+            tokens = xp.from_host(tokens)
         x = self.embedding(tokens)          # [T, B, E]
         out, state = self.rnn(x, state)     # [T, B, P]
-        return self.head(out), state        # [T, B, V]
+        logits = self.head(out)             # [T, B, V]
+        if to_host:
+            logits = xp.to_host(logits)
+            state = tuple(xp.to_host(s) for s in state) if isinstance(state, tuple) else xp.to_host(state)
+        return logits, state
 
     def backward(self, dlogits):
         """dlogits [T, B, V]: backward through head, rnn and embedding, in reverse order."""

@@ -1,10 +1,13 @@
 """Linear: torch.nn.Linear (y = x W^T + b) with an explicit backward; no autograd.
 
-Any number of leading dimensions; forward keeps its input for backward, backward ADDS into grads.
+Any number of leading dimensions; forward keeps a copy of its input for backward, backward ADDS
+into grads. On device="cuda" the products run on the GPU (python/numrnn/device.py); NumPy input
+gives NumPy output, device arrays give device arrays.
 """
 import numpy as np
 
-from numrnn.module import Module, as_numpy, check_device, check_dtype, check_positive_int
+from numrnn.device import backend
+from numrnn.module import Module, check_device, check_dtype, check_positive_int
 from numrnn.serialize import register
 
 
@@ -16,16 +19,17 @@ class Linear(Module):
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
         self.bias = bool(bias)
-        self.device = check_device(device)
+        self.device = check_device(device, cuda_ok=True)
         self.dtype = check_dtype(dtype)
         self.seed = seed
+        self._xp = backend(self.device)
         shapes = [("weight", (self.out_features, self.in_features))]
         if self.bias:
             shapes.append(("bias", (self.out_features,)))
         self._allocate(shapes, self.dtype)
         # PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias alike
         k = 1.0 / np.sqrt(self.in_features)
-        self.flat_params[:] = np.random.default_rng(seed).uniform(-k, k, self.flat_params.size)
+        self._xp.assign(self.flat_params, np.random.default_rng(seed).uniform(-k, k, self.flat_params.size))
         self._x = None
 
     def config(self):
@@ -36,29 +40,37 @@ class Linear(Module):
         return "numrnn.Linear(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
 
     def __call__(self, x):
-        x = as_numpy(x)
+        xp = self._xp
+        x = xp.asarray(x)
         if not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"Linear: x must be a floating-point array, got dtype {x.dtype}")
-        if x.ndim < 1 or x.shape[-1] != self.in_features:
+        if x.ndim < 1 or tuple(x.shape)[-1] != self.in_features:
             raise ValueError(f"Linear: x must have shape [..., {self.in_features}], got {x.shape}")
-        x = np.array(x, dtype=self.dtype)     # a copy: the caller may reuse its array before backward
+        to_host = not xp.is_device_array(x)
+        x = xp.copy(x, self.dtype)     # a copy: the caller may reuse its array before backward
         self._x = x
-        y = x @ self.params["weight"].T          # [..., out_features]
+        y = xp.empty(tuple(x.shape)[:-1] + (self.out_features,), self.dtype)      # [..., out_features]
+        y2 = y.reshape(-1, self.out_features)                               # [N, out]
+        xp.matmul(y2, x.reshape(-1, self.in_features), self.params["weight"], trans_b=True)
         if self.bias:
-            y += self.params["bias"]
-        return y
+            xp.add_rows(y2, self.params["bias"])
+        return xp.to_host(y) if to_host else y
 
     def backward(self, dy):
         """dy [..., out_features] -> dx [..., in_features]; adds dW = dy^T x and db = sum dy."""
         if self._x is None:
             raise RuntimeError("Linear.backward() called before any forward()")
-        dy = as_numpy(dy).astype(self.dtype, copy=False)
-        expected = self._x.shape[:-1] + (self.out_features,)
-        if dy.shape != expected:
+        xp = self._xp
+        dy = xp.asarray(dy)
+        expected = tuple(self._x.shape)[:-1] + (self.out_features,)
+        if tuple(dy.shape) != expected:
             raise ValueError(f"Linear: dy must have shape {expected} (the last forward's output), got {dy.shape}")
-        x2 = self._x.reshape(-1, self.in_features)       # [N, in]
-        dy2 = dy.reshape(-1, self.out_features)          # [N, out]
-        self.grads["weight"] += dy2.T @ x2
+        to_host = not xp.is_device_array(dy)
+        dy2 = xp.copy(dy, self.dtype).reshape(-1, self.out_features)          # [N, out]
+        x2 = self._x.reshape(-1, self.in_features)                            # [N, in]
+        xp.matmul(self.grads["weight"], dy2, x2, trans_a=True, accumulate=True)
         if self.bias:
-            self.grads["bias"] += dy2.sum(axis=0)
-        return dy @ self.params["weight"]
+            xp.col_sums(self.grads["bias"], dy2)
+        dx = xp.empty(self._x.shape, self.dtype)                              # [..., in_features]
+        xp.matmul(dx.reshape(-1, self.in_features), dy2, self.params["weight"])
+        return xp.to_host(dx) if to_host else dx

@@ -1,26 +1,43 @@
 """Losses that return (loss, gradient of the loss with respect to their first argument).
 
 Both are means, like PyTorch's default reduction, so the gradient is already divided by the count.
+Given GPU arrays (Numba device arrays, or anything with __cuda_array_interface__) they run on the
+GPU (engine/cuda_blocks.py) and return a device gradient; only the loss comes back to the host.
 """
 import numpy as np
 
-from numrnn.module import as_numpy
+from numrnn.device import CUDA, as_numpy
+
+
+def _on_device(*arrays):
+    return any(CUDA.is_device_array(a) for a in arrays)
 
 
 def cross_entropy(logits, targets):
     """logits [..., V] floats, targets [...] ints in 0..V-1 -> (mean loss over tokens, dlogits [..., V]).
     Same value as torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))."""
-    logits, targets = as_numpy(logits), as_numpy(targets)
+    device = _on_device(logits, targets)
+    if device:
+        logits, targets = CUDA.asarray(logits), CUDA.asarray(targets)
+    else:
+        logits, targets = as_numpy(logits), as_numpy(targets)
     if not np.issubdtype(logits.dtype, np.floating):
         raise TypeError(f"cross_entropy: logits must be floating-point, got dtype {logits.dtype}")
     if not np.issubdtype(targets.dtype, np.integer):
         raise TypeError(f"cross_entropy: targets must be integers, got dtype {targets.dtype}")
-    if logits.shape[:-1] != targets.shape or targets.size == 0:
+    if tuple(logits.shape)[:-1] != tuple(targets.shape) or targets.size == 0:
         raise ValueError(f"cross_entropy: logits [..., V] and targets [...] must agree and be non-empty, "
                          f"got {logits.shape} and {targets.shape}")
-    V = logits.shape[-1]
-    if targets.min() < 0 or targets.max() >= V:
+    V = tuple(logits.shape)[-1]
+    if not CUDA.is_device_array(targets) and (targets.min() < 0 or targets.max() >= V):
         raise ValueError(f"cross_entropy: targets must be in 0..{V - 1}, got min {targets.min()}, max {targets.max()}")
+    if device:
+        from numrnn.engine.cuda_blocks import cross_entropy as on_gpu
+        z = CUDA.copy(logits, logits.dtype).reshape(-1, V)
+        loss, dz, ok = on_gpu(z, CUDA.copy(targets, targets.dtype).reshape(-1))
+        if not ok:
+            raise ValueError(f"cross_entropy: targets must be in 0..{V - 1}; some are not")
+        return loss, dz.reshape(logits.shape)
     z = logits.reshape(-1, V)
     t = targets.reshape(-1)
     N = t.size
@@ -37,10 +54,19 @@ def cross_entropy(logits, targets):
 
 def mse(pred, target):
     """pred, target same shape -> (mean of (pred - target)^2 over all elements, dpred)."""
-    pred, target = as_numpy(pred), as_numpy(target)
+    device = _on_device(pred, target)
+    if device:
+        pred, target = CUDA.asarray(pred), CUDA.asarray(target)
+    else:
+        pred, target = as_numpy(pred), as_numpy(target)
     if not np.issubdtype(pred.dtype, np.floating):
         raise TypeError(f"mse: pred must be floating-point, got dtype {pred.dtype}")
-    if pred.shape != target.shape or pred.size == 0:
+    if tuple(pred.shape) != tuple(target.shape) or pred.size == 0:
         raise ValueError(f"mse: pred and target must have the same non-empty shape, got {pred.shape} and {target.shape}")
+    if device:
+        from numrnn.engine.cuda_blocks import mse as on_gpu
+        loss, dpred = on_gpu(CUDA.copy(pred, pred.dtype).reshape(-1),
+                             CUDA.copy(target, pred.dtype).reshape(-1))
+        return loss, dpred.reshape(pred.shape)
     diff = pred - target.astype(pred.dtype, copy=False)
     return float(np.mean(diff * diff)), (2.0 / diff.size) * diff

@@ -72,7 +72,7 @@ class Module:
         self._make_views()
 
     def zero_grad(self):
-        self.flat_grads[:] = 0
+        self._xp.fill_(self.flat_grads, 0)
 
     def train(self, mode=True):
         self.training = bool(mode)

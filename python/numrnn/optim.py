@@ -3,7 +3,9 @@
 `modules` is a list of blocks; a composite block (LanguageModel) stands for its `blocks`. Each
 block keeps its parameters in one flat buffer, so every update is a few whole-array operations
 per block. Weight decay is L2 added to the gradient (torch's `weight_decay`, not AdamW), and the
-gradients themselves are left as they are.
+gradients themselves are left as they are. A block on device="cuda" is updated by a kernel of
+engine/cuda_blocks.py doing the same arithmetic, its optimiser state stays on the device, and
+clip_grad_norm brings one number per block back to the host.
 """
 import numpy as np
 
@@ -51,10 +53,10 @@ class Optimizer:
         return block.flat_grads
 
     def state_dict(self):
-        """Hyperparameters, and per block a dict of its state ("step" int, buffers as array copies)."""
+        """Hyperparameters, and per block a dict of its state ("step" int, buffers as host array copies)."""
         return dict({k: getattr(self, k) for k in self.hyper},
-                    state=[{k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-                           for s in self.state])
+                    state=[{k: (np.array(b._xp.to_host(v)) if hasattr(v, "shape") else v) for k, v in s.items()}
+                           for s, b in zip(self.state, self.blocks)])
 
     def load_state_dict(self, d):
         if len(d["state"]) != len(self.blocks):
@@ -66,8 +68,8 @@ class Optimizer:
                                      f"{b.flat_params.shape} parameters")
         for k in self.hyper:
             setattr(self, k, tuple(d[k]) if isinstance(d[k], list) else d[k])
-        self.state = [{k: (np.array(v, dtype=b.flat_params.dtype) if isinstance(v, np.ndarray) else v)
-                       for k, v in s.items()} for s, b in zip(d["state"], self.blocks)]
+        self.state = [{k: (b._xp.from_host(np.array(v, dtype=b.flat_params.dtype)) if isinstance(v, np.ndarray)
+                           else v) for k, v in s.items()} for s, b in zip(d["state"], self.blocks)]
 
 
 class SGD(Optimizer):
@@ -82,15 +84,23 @@ class SGD(Optimizer):
 
     def step(self):
         for b, s in zip(self.blocks, self.state):
+            first = "momentum_buffer" not in s
+            if self.momentum and first:
+                s["momentum_buffer"] = b._xp.empty(b.flat_params.shape, b.flat_params.dtype)
+            if b.device == "cuda":
+                from numrnn.engine.cuda_blocks import sgd
+                sgd(b.flat_params, b.flat_grads, s.get("momentum_buffer", b.flat_grads), self.lr,
+                    self.momentum, self.weight_decay, first)
+                continue
             g = self._decayed(b)
             if self.momentum:
-                if "momentum_buffer" not in s:
-                    s["momentum_buffer"] = g.copy()
+                buf = s["momentum_buffer"]
+                if first:
+                    buf[...] = g
                 else:
-                    buf = s["momentum_buffer"]
                     buf *= self.momentum
                     buf += g
-                g = s["momentum_buffer"]
+                g = buf
             b.flat_params -= self.lr * g
 
 
@@ -111,15 +121,21 @@ class Adam(Optimizer):
         beta1, beta2 = self.betas
         for b, s in zip(self.blocks, self.state):
             if not s:
-                s.update(step=0, exp_avg=np.zeros_like(b.flat_params), exp_avg_sq=np.zeros_like(b.flat_params))
-            g = self._decayed(b)
+                s.update(step=0, exp_avg=b._xp.zeros(b.flat_params.shape, b.flat_params.dtype),
+                         exp_avg_sq=b._xp.zeros(b.flat_params.shape, b.flat_params.dtype))
             s["step"] += 1
             m, v = s["exp_avg"], s["exp_avg_sq"]
+            bias1 = 1 - beta1 ** s["step"]
+            bias2_sqrt = np.sqrt(1 - beta2 ** s["step"])
+            if b.device == "cuda":
+                from numrnn.engine.cuda_blocks import adam
+                adam(b.flat_params, b.flat_grads, m, v, beta1, beta2, self.weight_decay,
+                     self.lr / bias1, bias2_sqrt, self.eps)
+                continue
+            g = self._decayed(b)
             m += (1 - beta1) * (g - m)                 # torch's lerp form of beta1 * m + (1 - beta1) * g
             v *= beta2
             v += (1 - beta2) * g * g
-            bias1 = 1 - beta1 ** s["step"]
-            bias2_sqrt = np.sqrt(1 - beta2 ** s["step"])
             denom = np.sqrt(v) / bias2_sqrt + self.eps
             b.flat_params -= (self.lr / bias1) * (m / denom)
 
@@ -130,9 +146,21 @@ def clip_grad_norm(modules, max_norm):
     gradient is not finite)."""
     max_norm = _check("max_norm", max_norm, 0.0)
     blocks = leaf_blocks(modules)
-    total = float(np.sqrt(sum(float(np.dot(b.flat_grads, b.flat_grads)) for b in blocks)))
+    total = float(np.sqrt(sum(_squares(b.flat_grads, b.device) for b in blocks)))
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for b in blocks:
-            b.flat_grads *= b.flat_grads.dtype.type(coef)
+            if b.device == "cuda":
+                from numrnn.engine.cuda_blocks import scale
+                scale(b.flat_grads, coef)
+            else:
+                b.flat_grads *= b.flat_grads.dtype.type(coef)
     return total
+
+
+def _squares(a, device):
+    """sum(a * a) of a flat buffer as a Python float."""
+    if device == "cuda":
+        from numrnn.engine.cuda_blocks import total
+        return total(a, squares=True)
+    return float(np.dot(a, a))

@@ -78,17 +78,19 @@ def evaluate(model, ids):
     model.eval()
     total, state = 0.0, None
     for t in range(0, n, EVAL_CHUNK):
-        logits, state = model(x[t:t + EVAL_CHUNK], state)
-        loss, _ = cross_entropy(logits, y[t:t + EVAL_CHUNK])
+        logits, state = model(model._xp.from_host(x[t:t + EVAL_CHUNK]), state)
+        loss, _ = cross_entropy(logits, model._xp.from_host(y[t:t + EVAL_CHUNK]))
         total += loss * logits.shape[0]
     model.train()
     return total / n
 
 
 def train_step(model, optimizer, x, y, state, clip):
-    """One step on x, y [T, B] from `state` (None: fresh). Returns (loss, gradient norm, the state
-    to carry on); when the loss or the norm is not finite the update is skipped and the state
-    returned is None."""
+    """One step on x, y [T, B] host ids from `state` (None: fresh). Returns (loss, gradient norm,
+    the state to carry on); when the loss or the norm is not finite the update is skipped and the
+    state returned is None. On a GPU the ids are copied in once and everything else stays there:
+    only the loss and the norm come back."""
+    x, y = model._xp.from_host(x), model._xp.from_host(y)
     logits, state = model(x, state)                # [T, B, V]
     loss, dlogits = cross_entropy(logits, y)
     model.zero_grad()
