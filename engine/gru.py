@@ -10,7 +10,7 @@ from numba import njit
 
 from .activations import sigmoid, tanh
 from .gates import GRU_N, GRU_R, GRU_Z
-from .steps import input_projection, states_before, time_at, weight_grads
+from .steps import input_grads, input_projection, recurrent_grads, time_at
 
 
 @njit(cache=True)
@@ -54,7 +54,7 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
     T, B, _ = x.shape
     H = h0.shape[1]
     dgx = np.zeros((T, B, 3 * H), x.dtype)   # gradient of the input-side pre-activations
-    dgh = np.zeros((T, B, 3 * H), x.dtype)   # gradient of W_hh h + b_hh
+    dgh = np.zeros((B, 3 * H), x.dtype)      # gradient of W_hh h + b_hh at the current step
     dh = dhn.copy()                           # [B, H] gradient flowing into h_t
     dprev = np.empty_like(dh)                 # [B, H] its part through W_hh, one buffer for all steps
     for s in range(T - 1, -1, -1):
@@ -75,13 +75,21 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
                 dgx[t, b, GRU_R * H + j] = dr
                 dgx[t, b, GRU_Z * H + j] = dz
                 dgx[t, b, GRU_N * H + j] = dn
-                dgh[t, b, GRU_R * H + j] = dr
-                dgh[t, b, GRU_Z * H + j] = dz
-                dgh[t, b, GRU_N * H + j] = dn * rj
+                dgh[b, GRU_R * H + j] = dr
+                dgh[b, GRU_Z * H + j] = dz
+                dgh[b, GRU_N * H + j] = dn * rj
                 dh[b, j] = dhj * zj
-        np.dot(dgh[t], w_hh, dprev)
+        np.dot(dgh, w_hh, dprev)       # rows of finished sequences hold stale values; unused
         for b in range(B):
             if t < lengths[b]:
                 dh[b] += dprev[b]
     dh0[:] = dh
-    weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dgx, dgh, x, states_before(hs, h0, reverse), w_ih)
+    input_grads(dx, dw_ih, db_ih, dgx, x, w_ih)
+    # the recurrent side's gradient differs from the input side's only in the n rows (dn * r):
+    # rewrite them in place instead of keeping a second [T, B, 3H] buffer through the loop
+    for t in range(T):
+        for b in range(B):
+            if t < lengths[b]:      # acts past a sequence's end were never written
+                for j in range(H):
+                    dgx[t, b, GRU_N * H + j] *= acts[t, b, GRU_R * H + j]
+    recurrent_grads(dw_hh, db_hh, dgx, hs, h0, reverse)

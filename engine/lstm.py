@@ -14,7 +14,7 @@ from numba import njit
 
 from .activations import sigmoid, tanh
 from .gates import CIFG_G, CIFG_I, CIFG_O, LSTM_F, LSTM_G, LSTM_I, LSTM_O, PEEP_F, PEEP_I
-from .steps import input_projection, states_before, time_at, weight_grads
+from .steps import input_projection, time_at, weight_grads
 
 
 
@@ -170,6 +170,6 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
                 dh[b] = dprev[b]
     dh0[:] = dh
     dc0[:] = dc
-    weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dg, dg, x, states_before(hs, h0, reverse), w_ih)
+    weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dg, x, hs, h0, w_ih, reverse)
     if proj:
         dw_hr += np.dot(dh_steps.reshape((T * B, P)).T, rs.reshape((T * B, H)))

@@ -8,7 +8,7 @@ from numba import njit
 
 from .activations import tanh
 from .gates import TANH
-from .steps import input_projection, states_before, time_at, weight_grads
+from .steps import input_projection, time_at, weight_grads
 
 
 @njit(cache=True)
@@ -65,4 +65,4 @@ def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_h
             if t < lengths[b]:
                 dh[b] = dprev[b]
     dh0[:] = dh
-    weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dg, dg, x, states_before(hs, h0, reverse), w_ih)
+    weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dg, x, hs, h0, w_ih, reverse)

@@ -18,20 +18,6 @@ def time_at(s, T, reverse):
 
 
 @njit(cache=True)
-def states_before(hs, h0, reverse):
-    """Stack of the state entering every step.
-    hs [T, B, K] state after each step, h0 [B, K] -> [T, B, K]"""
-    T = hs.shape[0]
-    prev = np.empty_like(hs)
-    for t in range(T):
-        if reverse:
-            prev[t] = h0 if t == T - 1 else hs[t + 1]
-        else:
-            prev[t] = h0 if t == 0 else hs[t - 1]
-    return prev
-
-
-@njit(cache=True)
 def input_projection(pre, x, w_ih):
     """pre[t, b] = W_ih x[t, b] for all steps in one matrix product.
     pre [T, B, G] out, x [T, B, I], w_ih [G, I]"""
@@ -41,18 +27,41 @@ def input_projection(pre, x, w_ih):
 
 
 @njit(cache=True)
-def weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dgx, dgh, x, prev, w_ih):
-    """Products after the backward loop, over all steps at once.
-    dx [T, B, I] out; dw_ih [G, I], dw_hh [G, K], db_ih [G], db_hh [G] accumulated;
-    dgx [T, B, G] grad of the input-side pre-activations, dgh [T, B, G] of the recurrent side,
-    x [T, B, I], prev [T, B, K] state entering each step, w_ih [G, I]"""
+def input_grads(dx, dw_ih, db_ih, dgx, x, w_ih):
+    """Input-side products after the backward loop, over all steps at once.
+    dx [T, B, I] out; dw_ih [G, I], db_ih [G] accumulated;
+    dgx [T, B, G] grad of the input-side pre-activations, x [T, B, I], w_ih [G, I]"""
     T, B, I = x.shape
     G = w_ih.shape[0]
-    K = prev.shape[2]
     dgx2 = dgx.reshape((T * B, G))
-    dgh2 = dgh.reshape((T * B, G))
     np.dot(dgx2, w_ih, dx.reshape((T * B, I)))
     dw_ih += np.dot(dgx2.T, x.reshape((T * B, I)))
-    dw_hh += np.dot(dgh2.T, prev.reshape((T * B, K)))
     db_ih += dgx2.sum(axis=0)
-    db_hh += dgh2.sum(axis=0)
+
+
+@njit(cache=True)
+def recurrent_grads(dw_hh, db_hh, dgh, hs, h0, reverse):
+    """Recurrent-side products after the backward loop: dw_hh += sum over t of dgh[t]^T times the
+    state entering step t, db_hh += sum of dgh. dw_hh [G, K], db_hh [G] accumulated;
+    dgh [T, B, G] grad of W_hh h + b_hh, hs [T, B, K] state after each step, h0 [B, K].
+    The entering state is h0 at the first step walked and else the state stored at the
+    neighbouring time index: two contiguous blocks, so no [T, B, K] stack of them is built."""
+    T, B, G = dgh.shape
+    K = h0.shape[1]
+    first = T - 1 if reverse else 0
+    dw_hh += np.dot(dgh[first].T, h0)
+    if T > 1:
+        if reverse:
+            steps, states = dgh[0:T - 1], hs[1:T]
+        else:
+            steps, states = dgh[1:T], hs[0:T - 1]
+        dw_hh += np.dot(steps.reshape(((T - 1) * B, G)).T, states.reshape(((T - 1) * B, K)))
+    db_hh += dgh.reshape((T * B, G)).sum(axis=0)
+
+
+@njit(cache=True)
+def weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dg, x, hs, h0, w_ih, reverse):
+    """Both sides' products, for cells whose input-side and recurrent-side pre-activation
+    gradients are the same dg [T, B, G] (LSTM, RNN); shapes as in the two above."""
+    input_grads(dx, dw_ih, db_ih, dg, x, w_ih)
+    recurrent_grads(dw_hh, db_hh, dg, hs, h0, reverse)
