@@ -1,20 +1,104 @@
-"""The gate nonlinearities, compiled and inlined into the kernels' loops.
+"""The gate nonlinearities, compiled and inlined into the kernels' loops, built on an exp that is
+plain arithmetic so that the loops around them vectorise.
 
-tanh is computed from exp: libm's tanh cost 42 ns a call against 13 ns for 1 - 2 / (e^{2v} + 1)
-(measured in a Numba loop, float64), and the gate loops are bound by these calls. The form stays
-exact at the ends (e^{2v} overflowing to inf gives 1, underflowing to 0 gives -1); near zero it
-loses relative but not absolute accuracy: at most 3.3e-16 off libm over 4 million normal draws.
+Why not math.exp: LLVM turns it into a call to libm's scalar exp, which no loop can vectorise
+(Numba's vector math needs an SVML-patched llvmlite, which the PyPI wheels are not), and the gate
+loops are bound by these calls. Here e^v = 2^n * e^r with n = round(v / ln 2) and
+r = v - n ln 2 in [-ln2/2, ln2/2] (ln 2 split in two so that n * LN2_HI is exact); e^r is its
+Taylor polynomial (degree 7 for float32, 13 for float64: truncation below 0.1 and 1 ulp), and
+2^n is built directly from its exponent bits. Measured over 4 million points spanning the range:
+at most 1.0e-7 (float32) and 1.8e-16 (float64) relative to the exact value; a sigmoid over 1.6
+million float32 values took 1.4 ms against 7.3 ms through math.exp (tests/test_activations.py).
+Inputs are clamped to where 2^n stays a normal number: beyond it a gate is saturated anyway
+(exp(-87) is 1.6e-38); NaN passes through. The kernels that call these must be compiled with
+error_model="numpy", or Numba's division-by-zero check stops the vectorisation.
+tanh(v) = 1 - 2 / (e^{2v} + 1) is exact at the ends and loses relative (not absolute) accuracy
+near 0: at most 3.0e-8 (float32) and 3.3e-16 (float64) off.
 """
-import math
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
 
-from numba import njit
+LOG2E = 1.4426950408889634
+LN2_HI = 0.6931471803691238        # the high bits of ln 2 (low 32 mantissa bits zero)
+LN2_LO = 1.9082149292705877e-10    # ln 2 - LN2_HI
+LN2_HI32 = 0.693145751953125       # the same split for float32 (low 12 mantissa bits zero)
+LN2_LO32 = 1.4286068203094172e-06
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose IEEE bits are the int32 `bits` (a bit cast, no conversion)."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@njit(cache=True)
+def _exp32(v):
+    lo, hi = np.float32(-87.0), np.float32(88.0)
+    v = lo if v < lo else v
+    v = hi if v > hi else v
+    n = np.floor(v * np.float32(LOG2E) + np.float32(0.5))
+    r = (v - n * np.float32(LN2_HI32)) - n * np.float32(LN2_LO32)
+    p = np.float32(1.0 / 5040) * r + np.float32(1.0 / 720)    # Horner, from r^7/7! down to 1
+    p = p * r + np.float32(1.0 / 120)
+    p = p * r + np.float32(1.0 / 24)
+    p = p * r + np.float32(1.0 / 6)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    return p * _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+
+
+@njit(cache=True)
+def _exp64(v):
+    lo, hi = -708.0, 709.0
+    v = lo if v < lo else v
+    v = hi if v > hi else v
+    n = np.floor(v * LOG2E + 0.5)
+    r = (v - n * LN2_HI) - n * LN2_LO
+    p = r * (1.0 / 6227020800) + 1.0 / 479001600      # Horner, from r^13/13! down to 1
+    p = p * r + 1.0 / 39916800
+    p = p * r + 1.0 / 3628800
+    p = p * r + 1.0 / 362880
+    p = p * r + 1.0 / 40320
+    p = p * r + 1.0 / 5040
+    p = p * r + 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    return p * _float64_from_bits((np.int64(n) + np.int64(1023)) << np.int64(52))
+
+
+def exp(v):
+    """e^v, in v's float type (the compiled kernels get _exp32 or _exp64)."""
+    return float(np.exp(v))
+
+
+@overload(exp)
+def _exp_for(v):
+    if isinstance(v, types.Float) and v.bitwidth == 32:
+        return lambda v: _exp32(v)
+    return lambda v: _exp64(np.float64(v))
 
 
 @njit(cache=True, inline="always")
 def sigmoid(v):
-    return 1.0 / (1.0 + math.exp(-v))
+    return 1.0 / (1.0 + exp(-v))
 
 
 @njit(cache=True, inline="always")
 def tanh(v):
-    return 1.0 - 2.0 / (math.exp(2.0 * v) + 1.0)
+    return 1.0 - 2.0 / (exp(2.0 * v) + 1.0)

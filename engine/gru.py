@@ -13,7 +13,7 @@ from .gates import GRU_N, GRU_R, GRU_Z
 from .steps import input_grads, input_projection, recurrent_grads, time_at
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
     """hs [T, B, H] out: h after each step; acts [T, B, 3H] out: r, z, n activations;
     hn_pre [T, B, H] out: W_hn h + b_hn of each step (saved for backward);
@@ -30,21 +30,28 @@ def gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, revers
         for b in range(B):
             if t >= lengths[b]:
                 continue
-            a = acts[t, b]
+            # in short passes over contiguous rows, so that each one vectorises
+            a = acts[t, b]          # [3H] input projection in, r, z, n out
+            ghb = gh[b]             # [3H] W_hh h
+            hb = h[b]               # [H] h_{t-1} in, h_t out
+            hnp = hn_pre[t, b]      # [H] out: W_hn h + b_hn
             for j in range(H):
-                rj = sigmoid(a[GRU_R * H + j] + b_ih[GRU_R * H + j] + b_hh[GRU_R * H + j] + gh[b, GRU_R * H + j])
-                zj = sigmoid(a[GRU_Z * H + j] + b_ih[GRU_Z * H + j] + b_hh[GRU_Z * H + j] + gh[b, GRU_Z * H + j])
-                hn = gh[b, GRU_N * H + j] + b_hh[GRU_N * H + j]
-                nj = tanh(a[GRU_N * H + j] + b_ih[GRU_N * H + j] + rj * hn)
-                a[GRU_R * H + j] = rj
-                a[GRU_Z * H + j] = zj
-                a[GRU_N * H + j] = nj
-                hn_pre[t, b, j] = hn
-                h[b, j] = (1.0 - zj) * nj + zj * h[b, j]
+                k = GRU_R * H + j
+                a[k] = sigmoid(a[k] + b_ih[k] + b_hh[k] + ghb[k])
+            for j in range(H):
+                k = GRU_Z * H + j
+                a[k] = sigmoid(a[k] + b_ih[k] + b_hh[k] + ghb[k])
+            for j in range(H):
+                k = GRU_N * H + j
+                hnp[j] = ghb[k] + b_hh[k]
+                a[k] = tanh(a[k] + b_ih[k] + a[GRU_R * H + j] * hnp[j])
+            for j in range(H):
+                zj = a[GRU_Z * H + j]
+                hb[j] = (1.0 - zj) * a[GRU_N * H + j] + zj * hb[j]
         hs[t] = h
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
                  dhs, dhn, x, h0, w_ih, w_hh, hs, acts, hn_pre, lengths, reverse):
     """dx [T, B, I] out; dh0 [B, H] out;
@@ -62,23 +69,30 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
         for b in range(B):
             if t >= lengths[b]:
                 continue
-            a = acts[t, b]
+            # in short passes over contiguous rows, so that each one vectorises
+            a = acts[t, b]          # [3H] r, z, n
+            dhb = dh[b]             # [H] gradient on h_t (then on h_{t-1} through z)
+            dgxb = dgx[t, b]        # [3H] out
+            dghb = dgh[b]           # [3H] out
+            hp = h0[b] if s == 0 else hs[time_at(s - 1, T, reverse), b]    # [H] h_{t-1}
+            dhsb = dhs[t, b]        # [H] gradient on the output at t
             for j in range(H):
-                hprev = h0[b, j] if s == 0 else hs[time_at(s - 1, T, reverse), b, j]
-                rj = a[GRU_R * H + j]
+                dhb[j] += dhsb[j]
+            for j in range(H):
                 zj = a[GRU_Z * H + j]
                 nj = a[GRU_N * H + j]
-                dhj = dh[b, j] + dhs[t, b, j]
-                dn = dhj * (1.0 - zj) * (1.0 - nj * nj)
-                dr = dn * hn_pre[t, b, j] * rj * (1.0 - rj)
-                dz = dhj * (hprev - nj) * zj * (1.0 - zj)
-                dgx[t, b, GRU_R * H + j] = dr
-                dgx[t, b, GRU_Z * H + j] = dz
-                dgx[t, b, GRU_N * H + j] = dn
-                dgh[b, GRU_R * H + j] = dr
-                dgh[b, GRU_Z * H + j] = dz
-                dgh[b, GRU_N * H + j] = dn * rj
-                dh[b, j] = dhj * zj
+                dgxb[GRU_N * H + j] = dhb[j] * (1.0 - zj) * (1.0 - nj * nj)
+                dgxb[GRU_Z * H + j] = dhb[j] * (hp[j] - nj) * zj * (1.0 - zj)
+            hnp = hn_pre[t, b]
+            for j in range(H):
+                rj = a[GRU_R * H + j]
+                dgxb[GRU_R * H + j] = dgxb[GRU_N * H + j] * hnp[j] * rj * (1.0 - rj)
+            for j in range(H):
+                dghb[GRU_R * H + j] = dgxb[GRU_R * H + j]
+                dghb[GRU_Z * H + j] = dgxb[GRU_Z * H + j]
+                dghb[GRU_N * H + j] = dgxb[GRU_N * H + j] * a[GRU_R * H + j]
+            for j in range(H):
+                dhb[j] *= a[GRU_Z * H + j]
         np.dot(dgh, w_hh, dprev)       # rows of finished sequences hold stale values; unused
         for b in range(B):
             if t < lengths[b]:

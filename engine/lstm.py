@@ -26,7 +26,7 @@ def gate_offsets(H, coupled):
     return LSTM_I * H, LSTM_F * H, LSTM_G * H, LSTM_O * H
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, lengths, reverse, coupled):
     """hs [T, B, P] out: h after each step; cs [T, B, H] out: c after each step;
     acts [T, B, G] out: gate activations, saved for backward (G = 4H, or 3H when coupled);
@@ -52,32 +52,38 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, 
         for b in range(B):
             if t >= lengths[b]:
                 continue
-            a = acts[t, b]
+            # in short passes over contiguous rows, so that each one vectorises
+            a = acts[t, b]          # [G] input projection in, gate activations out
+            ghb = gh[b]             # [G]
+            cb = c[b]               # [H] c_{t-1} in, c_t out
+            for k in range(G):
+                a[k] = a[k] + bias[k] + ghb[k]
+            if peep:
+                for j in range(H):
+                    a[oi + j] += w_peep[PEEP_I, j] * cb[j]
+                if not coupled:
+                    for j in range(H):
+                        a[of + j] += w_peep[PEEP_F, j] * cb[j]
             for j in range(H):
-                cp = c[b, j]
-                zi = a[oi + j] + bias[oi + j] + gh[b, oi + j]
-                zo = a[oo + j] + bias[oo + j] + gh[b, oo + j]
-                if peep:
-                    zi += w_peep[PEEP_I, j] * cp
-                gi = sigmoid(zi)
-                if coupled:
-                    gf = 1.0 - gi
-                else:
-                    zf = a[of + j] + bias[of + j] + gh[b, of + j]
-                    if peep:
-                        zf += w_peep[PEEP_F, j] * cp
-                    gf = sigmoid(zf)
-                    a[of + j] = gf
-                gg = tanh(a[og + j] + bias[og + j] + gh[b, og + j])
-                cn = gf * cp + gi * gg
-                if peep:
-                    zo += w_peep[po, j] * cn
-                go = sigmoid(zo)
-                a[oi + j] = gi
-                a[og + j] = gg
+                a[oi + j] = sigmoid(a[oi + j])
+            for j in range(H):
+                a[og + j] = tanh(a[og + j])
+            if coupled:
+                for j in range(H):
+                    cb[j] = (1.0 - a[oi + j]) * cb[j] + a[oi + j] * a[og + j]
+            else:
+                for j in range(H):
+                    a[of + j] = sigmoid(a[of + j])
+                for j in range(H):
+                    cb[j] = a[of + j] * cb[j] + a[oi + j] * a[og + j]
+            if peep:
+                for j in range(H):
+                    a[oo + j] += w_peep[po, j] * cb[j]
+            rb = r[b]               # [H]
+            for j in range(H):
+                go = sigmoid(a[oo + j])
                 a[oo + j] = go
-                c[b, j] = cn
-                r[b, j] = go * tanh(cn)
+                rb[j] = go * tanh(cb[j])
         if proj:
             hp = np.dot(r, w_hr.T)
         else:
@@ -89,7 +95,7 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, 
         cs[t] = c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
                   dhs, dhn, dcn, x, h0, c0, w_ih, w_hh, w_hr, w_peep, hs, cs, acts, lengths, reverse, coupled):
     """dx [T, B, I] out; dh0 [B, P], dc0 [B, H] out;
@@ -111,6 +117,7 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
     P = hs.shape[2]
     dh_steps = np.zeros((Tp, B, P), x.dtype)  # [T, B, P] total gradient on each step's h (proj only)
     rs = np.zeros((Tp, B, H), x.dtype)         # [T, B, H] o * tanh(c) of each step (proj only)
+    tc = np.empty(H, x.dtype)                 # [H] tanh(c_t) of the current row
     for s in range(T - 1, -1, -1):
         t = time_at(s, T, reverse)
         for b in range(B):
@@ -124,46 +131,50 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
         for b in range(B):
             if t >= lengths[b]:
                 continue
-            a = acts[t, b]
+            # in short passes over contiguous rows, so that each one vectorises
+            a = acts[t, b]          # [G] gate activations
+            dgb = dg[t, b]          # [G] out: gradient of the gate pre-activations
+            dcb = dc[b]             # [H] gradient on c_t in, on c_{t-1} out
+            drb = dr[b]             # [H] gradient on o * tanh(c_t)
+            cn = cs[t, b]           # [H] c_t
+            cprev = c0[b] if s == 0 else cs[time_at(s - 1, T, reverse), b]    # [H] c_{t-1}
+            for j in range(H):
+                tc[j] = tanh(cn[j])
+            if proj:
+                for j in range(H):
+                    rs[t, b, j] = a[oo + j] * tc[j]
+            for j in range(H):
+                go = a[oo + j]
+                dgb[oo + j] = drb[j] * tc[j] * go * (1.0 - go)
+                dcb[j] += drb[j] * go * (1.0 - tc[j] * tc[j])
+            if peep:
+                for j in range(H):
+                    dcb[j] += dgb[oo + j] * w_peep[po, j]
             for j in range(H):
                 gi = a[oi + j]
                 gg = a[og + j]
-                go = a[oo + j]
-                if s == 0:
-                    cprev = c0[b, j]
-                else:
-                    cprev = cs[time_at(s - 1, T, reverse), b, j]
-                cn = cs[t, b, j]
-                tc = tanh(cn)
-                if proj:
-                    rs[t, b, j] = go * tc
-                dzo = dr[b, j] * tc * go * (1.0 - go)
-                dcj = dc[b, j] + dr[b, j] * go * (1.0 - tc * tc)
-                if peep:
-                    dcj += dzo * w_peep[po, j]
-                dgi = dcj * gg          # gradient on the value of i
-                dgf = dcj * cprev       # gradient on the value of f
-                dzf = 0.0
-                if coupled:
-                    gf = 1.0 - gi
-                    dzi = (dgi - dgf) * gi * (1.0 - gi)
-                else:
+                dgb[og + j] = dcb[j] * gi * (1.0 - gg * gg)
+            if coupled:             # f = 1 - i: i's gradient also takes -(gradient on f)
+                for j in range(H):
+                    gi = a[oi + j]
+                    dgb[oi + j] = dcb[j] * (a[og + j] - cprev[j]) * gi * (1.0 - gi)
+                    dcb[j] = dcb[j] * (1.0 - gi)
+            else:
+                for j in range(H):
+                    gi = a[oi + j]
                     gf = a[of + j]
-                    dzi = dgi * gi * (1.0 - gi)
-                    dzf = dgf * gf * (1.0 - gf)
-                    dg[t, b, of + j] = dzf
-                dg[t, b, oi + j] = dzi
-                dg[t, b, og + j] = dcj * gi * (1.0 - gg * gg)
-                dg[t, b, oo + j] = dzo
-                dcp = dcj * gf
-                if peep:
-                    dcp += dzi * w_peep[PEEP_I, j]
-                    dw_peep[PEEP_I, j] += dzi * cprev
-                    dw_peep[po, j] += dzo * cn
-                    if not coupled:
-                        dcp += dzf * w_peep[PEEP_F, j]
-                        dw_peep[PEEP_F, j] += dzf * cprev
-                dc[b, j] = dcp
+                    dgb[oi + j] = dcb[j] * a[og + j] * gi * (1.0 - gi)
+                    dgb[of + j] = dcb[j] * cprev[j] * gf * (1.0 - gf)
+                    dcb[j] = dcb[j] * gf
+            if peep:
+                for j in range(H):
+                    dcb[j] += dgb[oi + j] * w_peep[PEEP_I, j]
+                    dw_peep[PEEP_I, j] += dgb[oi + j] * cprev[j]
+                    dw_peep[po, j] += dgb[oo + j] * cn[j]
+                if not coupled:
+                    for j in range(H):
+                        dcb[j] += dgb[of + j] * w_peep[PEEP_F, j]
+                        dw_peep[PEEP_F, j] += dgb[of + j] * cprev[j]
         np.dot(dg[t], w_hh, dprev)
         for b in range(B):
             if t < lengths[b]:

@@ -11,7 +11,7 @@ from .gates import TANH
 from .steps import input_projection, time_at, weight_grads
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
     """hs [T, B, H] out: h after each step (also what backward needs);
     x [T, B, I]; h0 [B, H]; w_ih [H, I]; w_hh [H, H]; b_ih, b_hh [H];
@@ -38,7 +38,7 @@ def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
         hs[t] = h
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh, hs, act, lengths, reverse):
     """dx [T, B, I] out; dh0 [B, H] out; dw_ih [H, I], dw_hh [H, H], db_ih, db_hh [H]: accumulated;
     dhs [T, B, H] gradient on the outputs; dhn [B, H] gradient on the final state;
