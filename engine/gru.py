@@ -10,7 +10,7 @@ from numba import njit
 
 from .activations import sigmoid, tanh
 from .gates import GRU_N, GRU_R, GRU_Z
-from .steps import input_grads, input_projection, recurrent_grads, time_at
+from .steps import add_col_sums, input_grads, input_projection, recurrent_grads, time_at
 
 
 @njit(cache=True, error_model="numpy")
@@ -106,4 +106,5 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
             if t < lengths[b]:      # acts past a sequence's end were never written
                 for j in range(H):
                     dgx[t, b, GRU_N * H + j] *= acts[t, b, GRU_R * H + j]
-    recurrent_grads(dw_hh, db_hh, dgx, hs, h0, reverse)
+    recurrent_grads(dw_hh, dgx, hs, h0, reverse)
+    add_col_sums(db_hh, dgx.reshape((T * B, 3 * H)))

@@ -36,14 +36,15 @@ def input_grads(dx, dw_ih, db_ih, dgx, x, w_ih):
     dgx2 = dgx.reshape((T * B, G))
     np.dot(dgx2, w_ih, dx.reshape((T * B, I)))
     dw_ih += np.dot(dgx2.T, x.reshape((T * B, I)))
-    db_ih += dgx2.sum(axis=0)
+    add_col_sums(db_ih, dgx2)
 
 
 @njit(cache=True)
-def recurrent_grads(dw_hh, db_hh, dgh, hs, h0, reverse):
-    """Recurrent-side products after the backward loop: dw_hh += sum over t of dgh[t]^T times the
-    state entering step t, db_hh += sum of dgh. dw_hh [G, K], db_hh [G] accumulated;
-    dgh [T, B, G] grad of W_hh h + b_hh, hs [T, B, K] state after each step, h0 [B, K].
+def recurrent_grads(dw_hh, dgh, hs, h0, reverse):
+    """Recurrent-side product after the backward loop: dw_hh += sum over t of dgh[t]^T times the
+    state entering step t. dw_hh [G, K] accumulated; dgh [T, B, G] grad of W_hh h + b_hh,
+    hs [T, B, K] state after each step, h0 [B, K]. (Its bias gradient is the caller's: for
+    LSTM and RNN it equals the input side's.)
     The entering state is h0 at the first step walked and else the state stored at the
     neighbouring time index: two contiguous blocks, so no [T, B, K] stack of them is built."""
     T, B, G = dgh.shape
@@ -56,12 +57,25 @@ def recurrent_grads(dw_hh, db_hh, dgh, hs, h0, reverse):
         else:
             steps, states = dgh[1:T], hs[0:T - 1]
         dw_hh += np.dot(steps.reshape(((T - 1) * B, G)).T, states.reshape(((T - 1) * B, K)))
-    db_hh += dgh.reshape((T * B, G)).sum(axis=0)
 
 
 @njit(cache=True)
 def weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dg, x, hs, h0, w_ih, reverse):
     """Both sides' products, for cells whose input-side and recurrent-side pre-activation
-    gradients are the same dg [T, B, G] (LSTM, RNN); shapes as in the two above."""
-    input_grads(dx, dw_ih, db_ih, dg, x, w_ih)
-    recurrent_grads(dw_hh, db_hh, dg, hs, h0, reverse)
+    gradients are the same dg [T, B, G] (LSTM, RNN); shapes as in the two above. The bias
+    gradients are then equal too: summed once, added to both."""
+    db = np.zeros_like(db_ih)
+    input_grads(dx, dw_ih, db, dg, x, w_ih)
+    db_ih += db
+    db_hh += db
+    recurrent_grads(dw_hh, dg, hs, h0, reverse)
+
+
+@njit(cache=True)
+def add_col_sums(out, a):
+    """out [N] += the sum over the rows of a [M, N], row after row (the order NumPy's a.sum(axis=0)
+    adds in, at a fifth of the time Numba's a.sum(axis=0) took for [6400, 1024])."""
+    M, N = a.shape
+    for m in range(M):
+        for n in range(N):
+            out[n] += a[m, n]
