@@ -3,7 +3,12 @@
 Kernels compile on first use and are cached on disk (cache=True). Numba writes its cache next to
 these files; where that folder is read-only (a system-wide install) the cache goes to
 $NUMBA_CACHE_DIR, defaulting here to ~/.cache/numrnn/numba.
+Numba checks only a kernel's own file before loading it from the cache, so an edit to a helper in
+another file (activations.py, steps.py) would leave the kernels running the old machine code;
+_stale_cache_check below makes an edit to any file in this folder recompile every kernel.
 """
+import glob
+import hashlib
 import os
 
 
@@ -18,7 +23,40 @@ def _writable_cache():
     numba.config.CACHE_DIR = fallback
 
 
+def _stale_cache_check(here):
+    """When the sources in `here` differ from those the cached kernels were compiled from, delete
+    the cached kernels (Numba's *.nbi index and *.nbc data files) so that they recompile.
+    Numba keeps them in __pycache__ beside the sources, or under $NUMBA_CACHE_DIR in a folder it
+    names <folder>_<sha1 of the folder's path>. Returns the folders it cleared."""
+    sources = sorted(glob.glob(os.path.join(here, "*.py")))
+    digest = hashlib.sha256(b"".join(open(p, "rb").read() for p in sources)).hexdigest()
+    folders = [os.path.join(here, "__pycache__")]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        folders.append(os.path.join(os.environ["NUMBA_CACHE_DIR"], os.path.basename(here) + "_"
+                                    + hashlib.sha1(here.encode()).hexdigest()))
+    cleared = []
+    for folder in folders:
+        stamp = os.path.join(folder, "numrnn-sources.sha256")
+        try:
+            with open(stamp) as f:
+                if f.read() == digest:
+                    continue
+        except OSError:
+            pass
+        try:
+            for old in glob.glob(os.path.join(folder, "*.nbi")) + glob.glob(os.path.join(folder, "*.nbc")):
+                os.remove(old)
+            os.makedirs(folder, exist_ok=True)
+            with open(stamp, "w") as f:
+                f.write(digest)
+            cleared.append(folder)
+        except OSError:     # not ours to write (a read-only install, whose sources do not change)
+            pass
+    return cleared
+
+
 _writable_cache()
+_stale_cache_check(os.path.dirname(os.path.abspath(__file__)))
 
 from .gru import gru_backward, gru_forward  # noqa: E402
 from .lstm import lstm_backward, lstm_forward  # noqa: E402

@@ -12,8 +12,10 @@ million float32 values took 1.4 ms against 7.3 ms through math.exp (tests/test_a
 Inputs are clamped to where 2^n stays a normal number: beyond it a gate is saturated anyway
 (exp(-87) is 1.6e-38); NaN passes through. The kernels that call these must be compiled with
 error_model="numpy", or Numba's division-by-zero check stops the vectorisation.
-tanh(v) = 1 - 2 / (e^{2v} + 1) is exact at the ends and loses relative (not absolute) accuracy
-near 0: at most 3.0e-8 (float32) and 3.3e-16 (float64) off.
+sigmoid and tanh(v) = 1 - 2 / (e^{2v} + 1) compute in their argument's type (float32 arithmetic
+packs twice the lanes of float64: a sigmoid pass took 1.2 ms against 1.8 ms promoted); tanh is
+exact at the ends and loses relative (not absolute) accuracy near 0: at most 1.8e-7 (float32)
+and 3.3e-16 (float64) off.
 """
 import numpy as np
 from llvmlite import ir
@@ -94,11 +96,25 @@ def _exp_for(v):
     return lambda v: _exp64(np.float64(v))
 
 
-@njit(cache=True, inline="always")
 def sigmoid(v):
-    return 1.0 / (1.0 + exp(-v))
+    """1 / (1 + e^-v), in v's float type."""
+    return 1.0 / (1.0 + float(np.exp(-v)))
 
 
-@njit(cache=True, inline="always")
+@overload(sigmoid)
+def _sigmoid_for(v):
+    if isinstance(v, types.Float) and v.bitwidth == 32:     # float32 throughout: twice the SIMD lanes
+        return lambda v: np.float32(1.0) / (np.float32(1.0) + _exp32(-v))
+    return lambda v: 1.0 / (1.0 + _exp64(np.float64(-v)))
+
+
 def tanh(v):
-    return 1.0 - 2.0 / (exp(2.0 * v) + 1.0)
+    """1 - 2 / (e^{2v} + 1), in v's float type."""
+    return 1.0 - 2.0 / (float(np.exp(2.0 * v)) + 1.0)
+
+
+@overload(tanh)
+def _tanh_for(v):
+    if isinstance(v, types.Float) and v.bitwidth == 32:
+        return lambda v: np.float32(1.0) - np.float32(2.0) / (_exp32(np.float32(2.0) * v) + np.float32(1.0))
+    return lambda v: 1.0 - 2.0 / (_exp64(2.0 * np.float64(v)) + 1.0)

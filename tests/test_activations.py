@@ -24,8 +24,9 @@ def run(x, which):
     return out
 
 
-# largest errors allowed: exp relative (2 ulp), sigmoid and tanh absolute
-LIMITS = {np.float32: (1.2e-7, 1.2e-7), np.float64: (4.5e-16, 4.5e-16)}
+# largest errors allowed: exp relative (2 ulp), sigmoid and tanh absolute (float32: 4 ulp of 1,
+# as their float32 arithmetic rounds three times)
+LIMITS = {np.float32: (1.2e-7, 2.4e-7), np.float64: (4.5e-16, 4.5e-16)}
 RANGES = {np.float32: (-87.0, 88.0), np.float64: (-708.0, 709.0)}
 
 
@@ -48,3 +49,4 @@ def test_edges_saturate_and_nan_passes_through(dtype):
     assert np.all(s[:2] < 1e-37) and np.all(s[2:4] == 1.0) and s[4] == 0.5
     assert np.all(t[:2] == -1.0) and np.all(t[2:4] == 1.0) and t[4] == 0.0
     assert np.isnan(run(x, 0)[5]) and np.isnan(s[5]) and np.isnan(t[5])
+
