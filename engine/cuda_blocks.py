@@ -62,31 +62,27 @@ def total(a, squares=False):
 
 # -- elementwise -----------------------------------------------------------------------------------
 @cuda.jit(cache=True, fastmath=FASTMATH)
-def _fill(a, value):
+def _set_or_scale(a, value, multiply):
+    """a [n] = value, or a *= value when multiply."""
     i = cuda.grid(1)
     if i < a.size:
-        a[i] = value
+        a[i] = a[i] * value if multiply else value
+
+
+def _launch_set_or_scale(a, value, multiply):
+    if a.size:
+        blocks, threads = grid_1d(a.size)
+        _set_or_scale[blocks, threads](a, a.dtype.type(value), multiply)
 
 
 def fill(a, value):
     """a [n] = value, in place."""
-    if a.size:
-        blocks, threads = grid_1d(a.size)
-        _fill[blocks, threads](a, a.dtype.type(value))
-
-
-@cuda.jit(cache=True, fastmath=FASTMATH)
-def _scale(a, coef):
-    i = cuda.grid(1)
-    if i < a.size:
-        a[i] *= coef
+    _launch_set_or_scale(a, value, False)
 
 
 def scale(a, coef):
     """a [n] *= coef, in place (coef rounded to a's dtype first, like NumPy's a *= dtype(coef))."""
-    if a.size:
-        blocks, threads = grid_1d(a.size)
-        _scale[blocks, threads](a, a.dtype.type(coef))
+    _launch_set_or_scale(a, coef, True)
 
 
 @cuda.jit(cache=True, fastmath=FASTMATH)
