@@ -1,6 +1,7 @@
 """device='cuda' training blocks equal their CPU versions: Linear, Embedding, the losses, SGD, Adam,
 clipping, the LanguageModel, and a few steps of `numrnn train --device cuda` (with a resume)
-against the same run on the CPU. Every output, gradient and parameter is compared."""
+against the same run on the CPU, then `numrnn generate --device cuda` from its file. Every
+output, gradient and parameter is compared."""
 import json
 
 import numpy as np
@@ -169,7 +170,7 @@ def test_language_model_equals_cpu(cell, kw):
         assert isinstance(v, np.ndarray) and np.array_equal(v, cpu.state_dict()[k])
 
 
-def test_numrnn_train_on_cuda_equals_cpu_and_resumes(tmp_path):
+def test_numrnn_train_on_cuda_equals_cpu_and_resumes(tmp_path, capsys):
     text = tmp_path / "text.txt"
     text.write_text("the cat sat on the mat; the dog sat on the log.\n" * 12)
     runs = {}
@@ -190,3 +191,10 @@ def test_numrnn_train_on_cuda_equals_cpu_and_resumes(tmp_path):
             assert abs(a["train_loss"] - b["train_loss"]) < 1e-5 * b["train_loss"]
     for k, ref in w_cpu.items():
         assert rel(w_gpu[k], ref) < 1e-5, k
+    capsys.readouterr()
+    texts = []
+    for device in ("cpu", "cuda"):      # the same file sampled on either device: the same text
+        assert main(["generate", str(tmp_path / "cuda.safetensors"), "--length", "30", "--seed", "3",
+                     "--prompt", "the ", "--device", device]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] and len(texts[0]) == len("the ") + 30 + 1
