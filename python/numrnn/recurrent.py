@@ -51,9 +51,6 @@ class Recurrent(Module):
         self.peephole = bool(peephole)
         self.coupled = bool(coupled)
         self.device = check_device(device, cuda_ok=self.gpu_engine)
-        if self.device == "cuda" and (self.peephole or self.coupled):
-            raise ValueError("device='cuda': the peephole and coupled LSTM variants have no GPU engine yet; "
-                             "use device='cpu'")
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self._xp = backend(self.device)

@@ -1,6 +1,6 @@
 """device='cuda' layers equal the CPU engine, forward and backward: every cell (LSTM with and
-without proj_size, GRU, RNN tanh and relu) with each option on its own, in float64, and some
-options combined in float32; every output and gradient is compared."""
+without proj_size, GRU, RNN tanh and relu) with each option on its own, in float64, some options
+combined in float32, and the LSTM variants; every output and gradient is compared."""
 import numpy as np
 import pytest
 
@@ -18,6 +18,11 @@ CASES = [(cell, dict(ckw, **okw), np.float64, lengths) for cell, ckw in CELLS fo
     ("LSTM", dict(proj_size=2, bidirectional=True, bias=False), np.float32, [1, 3]),
     ("GRU", dict(num_layers=2, bidirectional=True, batch_first=True, dropout=0.5), np.float32, [2, 1]),
     ("RNN", dict(nonlinearity="relu", num_layers=2, bidirectional=True), np.float32, [1, 3]),
+    # the LSTM variants (peephole connections, coupled input-forget gate)
+    ("LSTM", dict(peephole=True), np.float64, None),
+    ("LSTM", dict(coupled=True), np.float64, None),
+    ("LSTM", dict(peephole=True, coupled=True, num_layers=2, bidirectional=True), np.float64, [3, 1]),
+    ("LSTM", dict(peephole=True, proj_size=2, bidirectional=True, batch_first=True), np.float32, [1, 3]),
 ]
 
 
