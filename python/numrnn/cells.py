@@ -15,8 +15,9 @@ from numrnn.serialize import register
 
 
 class Cell(Recurrent):
-    """Shared by the three cells. Subclasses take _run_forward/_run_backward from their layer."""
-    gpu_engine = False   # the step/tape logic below works on host arrays
+    """Shared by the three cells. Subclasses take _run_forward/_run_backward from their layer.
+    On device="cuda" the tape holds device arrays; a step given host arrays returns host arrays
+    (and so does its backward), one given device arrays returns device arrays."""
 
     def __init__(self, input_size, hidden_size, bias, nonlinearity, device, dtype, seed,
                  peephole=False, coupled=False):
@@ -46,13 +47,15 @@ class Cell(Recurrent):
             raise ValueError(f"{type(self).__name__}: x must be [B, {self.input_size}] (B >= 1), "
                              f"got shape {x.shape}")
         B, H = x.shape[0], self.hidden_size
+        xp = self._xp
+        to_host = not xp.is_device_array(x)
         # h, c and x are copies, so the caller editing its arrays in place cannot change the tape
         h = self._state("h", h, (B, H), "[B, hidden_size]")
         c = self._state("c", c, (B, H), "[B, hidden_size]") if self.cell == "LSTM" else None
-        x = x[None].copy()   # [1, B, I]
-        hs, cs, saved = self._run_forward(0, x, h, c, np.ones(B, np.int64), False)
-        self._tape.append((x, h, c, saved))
-        return hs[0].copy(), None if cs is None else cs[0].copy()
+        x = xp.copy(x, self.dtype).reshape(1, B, self.input_size)   # [1, B, I]
+        hs, cs, saved = self._run_forward(0, x, h, c, xp.from_host(np.ones(B, np.int64)), False)
+        self._tape.append((x, h, c, saved, to_host))
+        return self._deliver(to_host, xp.copy(hs[0], self.dtype), None if cs is None else xp.copy(cs[0], self.dtype))
 
     def _unstep(self, dh, dc):
         """Backward through the most recent step not yet undone; returns (dx, dh, dc)."""
@@ -61,18 +64,19 @@ class Cell(Recurrent):
             raise RuntimeError(f"{name}.backward(): the tape is empty; every backward undoes one earlier "
                                f"call, and all were undone already (or reset() dropped them, or there "
                                f"were none)")
-        x, h, c, saved = self._tape[-1]
+        x, h, c, saved, to_host = self._tape[-1]
         B, H = h.shape
         dh = self._state("dh", dh, (B, H), "[B, hidden_size] (the batch of the step being undone)")
         dc = self._state("dc", dc, (B, H), "[B, hidden_size] (the batch of the step being undone)") \
             if c is not None else None
         self._tape.pop()
-        dx = np.empty_like(x)
-        dh0 = np.empty_like(h)
-        dc0 = np.empty_like(c) if c is not None else None
-        self._run_backward(0, dx, dh0, dc0, np.zeros((1, B, H), self.dtype), dh, dc, x, h, c, saved,
-                           np.ones(B, np.int64), False)
-        return dx[0], dh0, dc0
+        xp = self._xp
+        dx = xp.empty(x.shape, self.dtype)
+        dh0 = xp.empty(h.shape, self.dtype)
+        dc0 = xp.empty(c.shape, self.dtype) if c is not None else None
+        self._run_backward(0, dx, dh0, dc0, xp.zeros((1, B, H), self.dtype), dh, dc, x, h, c, saved,
+                           xp.from_host(np.ones(B, np.int64)), False)
+        return self._deliver(to_host, dx[0], dh0, dc0)
 
 
 @register

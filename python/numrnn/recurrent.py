@@ -21,7 +21,6 @@ from numrnn.serialize import register
 class Recurrent(Module):
     """Shared by RNN, LSTM and GRU. Subclasses set `cell` and implement _run_forward/_run_backward."""
     cell = None
-    gpu_engine = True   # device="cuda" is available (python/numrnn/device.py checks for a usable GPU)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, nonlinearity="tanh",
@@ -50,7 +49,7 @@ class Recurrent(Module):
         self.dropout = float(dropout)
         self.peephole = bool(peephole)
         self.coupled = bool(coupled)
-        self.device = check_device(device, cuda_ok=self.gpu_engine)
+        self.device = check_device(device, cuda_ok=True)
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self._xp = backend(self.device)
