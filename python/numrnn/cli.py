@@ -138,7 +138,7 @@ def _train(args):
 
 def _device(device):
     try:
-        backend(check_device(device, cuda_ok=True))
+        backend(check_device(device))
     except RuntimeError as e:
         raise BadInput(str(e)) from None
 

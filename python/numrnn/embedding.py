@@ -18,7 +18,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim, device="cpu", dtype=np.float32, seed=None):
         self.num_embeddings = check_positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-        self.device = check_device(device, cuda_ok=True)
+        self.device = check_device(device)
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self._xp = backend(self.device)

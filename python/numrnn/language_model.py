@@ -32,7 +32,7 @@ class LanguageModel:
         self.vocab_size = check_positive_int("vocab_size", vocab_size)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         self.cell = cell
-        self.device = check_device(device, cuda_ok=True)
+        self.device = check_device(device)
         self._xp = backend(self.device)
         self.dtype = check_dtype(dtype)
         self.seed = seed

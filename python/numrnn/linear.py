@@ -19,7 +19,7 @@ class Linear(Module):
         self.in_features = check_positive_int("in_features", in_features)
         self.out_features = check_positive_int("out_features", out_features)
         self.bias = bool(bias)
-        self.device = check_device(device, cuda_ok=True)
+        self.device = check_device(device)
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self._xp = backend(self.device)

@@ -22,12 +22,10 @@ def check_dtype(dtype):
     return dt.type
 
 
-def check_device(device, cuda_ok=False):
-    """cuda_ok: the block has a GPU engine (whether a GPU is usable is python/numrnn/device.py's check)."""
+def check_device(device):
+    """'cpu' or 'cuda' (whether a GPU is usable is python/numrnn/device.py's check)."""
     if device not in DEVICES:
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not cuda_ok:
-        raise RuntimeError("device='cuda': this block has no GPU engine yet; use device='cpu'")
     return device
 
 

@@ -49,7 +49,7 @@ class Recurrent(Module):
         self.dropout = float(dropout)
         self.peephole = bool(peephole)
         self.coupled = bool(coupled)
-        self.device = check_device(device, cuda_ok=True)
+        self.device = check_device(device)
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self._xp = backend(self.device)
