@@ -28,8 +28,11 @@ def _stale_cache_check(here):
     the cached kernels (Numba's *.nbi index and *.nbc data files) so that they recompile.
     Numba keeps them in __pycache__ beside the sources, or under $NUMBA_CACHE_DIR in a folder it
     names <folder>_<sha1 of the folder's path>. Returns the folders it cleared."""
-    sources = sorted(glob.glob(os.path.join(here, "*.py")))
-    digest = hashlib.sha256(b"".join(open(p, "rb").read() for p in sources)).hexdigest()
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(here, "*.py"))):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    digest = digest.hexdigest()
     folders = [os.path.join(here, "__pycache__")]
     if os.environ.get("NUMBA_CACHE_DIR"):
         folders.append(os.path.join(os.environ["NUMBA_CACHE_DIR"], os.path.basename(here) + "_"
