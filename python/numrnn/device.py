@@ -84,6 +84,22 @@ class CPU:
         a[...] = value
 
     @staticmethod
+    def scale_(a, coef):
+        """a *= coef, coef rounded to a's dtype first."""
+        a *= a.dtype.type(coef)
+
+    @staticmethod
+    def sum_squares(a):
+        """sum(a * a) of a 1-D array, as a Python float."""
+        return float(np.dot(a, a))
+
+    @staticmethod
+    def contiguous(a, dtype):
+        """a itself when it is already a C-contiguous array of dtype, else such a copy (for arrays
+        that are only read)."""
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    @staticmethod
     def matmul(c, a, b, trans_a=False, trans_b=False, accumulate=False):
         """c [M, N] (+)= op(a) [M, K] @ op(b) [K, N], op = transpose when asked."""
         a, b = (a.T if trans_a else a), (b.T if trans_b else b)
@@ -219,6 +235,23 @@ class CUDA:
     def fill_(a, value):
         from numrnn.engine.cuda_blocks import fill
         fill(a.reshape(a.size), value)
+
+    @staticmethod
+    def scale_(a, coef):
+        from numrnn.engine.cuda_blocks import scale
+        scale(a.reshape(a.size), coef)
+
+    @staticmethod
+    def sum_squares(a):
+        from numrnn.engine.cuda_blocks import total
+        return total(a, squares=True)
+
+    @staticmethod
+    def contiguous(a, dtype):
+        a = CUDA.asarray(a)
+        if CUDA.is_device_array(a) and a.dtype == dtype and a.is_c_contiguous():
+            return a
+        return CUDA.copy(a, dtype)
 
     @staticmethod
     def matmul(c, a, b, trans_a=False, trans_b=False, accumulate=False):

@@ -64,5 +64,5 @@ class Embedding(Module):
         expected = self._shape + (self.embedding_dim,)
         if tuple(de.shape) != expected:
             raise ValueError(f"Embedding: de must have shape {expected} (the last forward's output), got {de.shape}")
-        de = xp.copy(de, self.dtype).reshape(-1, self.embedding_dim)      # [N, E]
+        de = xp.contiguous(de, self.dtype).reshape(-1, self.embedding_dim)      # [N, E]
         xp.scatter_add_rows(self.grads["weight"], self._ids, de)

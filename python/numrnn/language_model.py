@@ -134,7 +134,7 @@ class LanguageModel:
         if tokens.ndim != 2:
             raise ValueError(f"LanguageModel: tokens must be 2-D [T, B], got shape {tokens.shape}")
         to_host = not xp.is_device_array(tokens)
-        if to_host:    # host tokens are checked here, then (on a GPU) everything stays on the device
+        if to_host and self.device == "cuda":   # checked on the host, then everything stays on the device
             self.embedding.check_ids(tokens)
             tokens = xp.from_host(tokens)
         x = self.embedding(tokens)          # [T, B, E]

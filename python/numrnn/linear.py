@@ -66,7 +66,7 @@ class Linear(Module):
         if tuple(dy.shape) != expected:
             raise ValueError(f"Linear: dy must have shape {expected} (the last forward's output), got {dy.shape}")
         to_host = not xp.is_device_array(dy)
-        dy2 = xp.copy(dy, self.dtype).reshape(-1, self.out_features)          # [N, out]
+        dy2 = xp.contiguous(dy, self.dtype).reshape(-1, self.out_features)    # [N, out]
         x2 = self._x.reshape(-1, self.in_features)                            # [N, in]
         xp.matmul(self.grads["weight"], dy2, x2, trans_a=True, accumulate=True)
         if self.bias:

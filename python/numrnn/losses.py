@@ -9,18 +9,17 @@ import numpy as np
 from numrnn.device import CUDA, as_numpy
 
 
-def _on_device(*arrays):
-    return any(CUDA.is_device_array(a) for a in arrays)
+def _operands(a, b):
+    """(on_device, a, b): device arrays when either one is on the GPU, else numpy arrays."""
+    if CUDA.is_device_array(a) or CUDA.is_device_array(b):
+        return True, CUDA.asarray(a), CUDA.asarray(b)
+    return False, as_numpy(a), as_numpy(b)
 
 
 def cross_entropy(logits, targets):
     """logits [..., V] floats, targets [...] ints in 0..V-1 -> (mean loss over tokens, dlogits [..., V]).
     Same value as torch.nn.functional.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))."""
-    device = _on_device(logits, targets)
-    if device:
-        logits, targets = CUDA.asarray(logits), CUDA.asarray(targets)
-    else:
-        logits, targets = as_numpy(logits), as_numpy(targets)
+    device, logits, targets = _operands(logits, targets)
     if not np.issubdtype(logits.dtype, np.floating):
         raise TypeError(f"cross_entropy: logits must be floating-point, got dtype {logits.dtype}")
     if not np.issubdtype(targets.dtype, np.integer):
@@ -33,8 +32,8 @@ def cross_entropy(logits, targets):
         raise ValueError(f"cross_entropy: targets must be in 0..{V - 1}, got min {targets.min()}, max {targets.max()}")
     if device:
         from numrnn.engine.cuda_blocks import cross_entropy as on_gpu
-        z = CUDA.copy(logits, logits.dtype).reshape(-1, V)
-        loss, dz, ok = on_gpu(z, CUDA.copy(targets, targets.dtype).reshape(-1))
+        z = CUDA.contiguous(logits, logits.dtype).reshape(-1, V)
+        loss, dz, ok = on_gpu(z, CUDA.contiguous(targets, targets.dtype).reshape(-1))
         if not ok:
             raise ValueError(f"cross_entropy: targets must be in 0..{V - 1}; some are not")
         return loss, dz.reshape(logits.shape)
@@ -54,19 +53,15 @@ def cross_entropy(logits, targets):
 
 def mse(pred, target):
     """pred, target same shape -> (mean of (pred - target)^2 over all elements, dpred)."""
-    device = _on_device(pred, target)
-    if device:
-        pred, target = CUDA.asarray(pred), CUDA.asarray(target)
-    else:
-        pred, target = as_numpy(pred), as_numpy(target)
+    device, pred, target = _operands(pred, target)
     if not np.issubdtype(pred.dtype, np.floating):
         raise TypeError(f"mse: pred must be floating-point, got dtype {pred.dtype}")
     if tuple(pred.shape) != tuple(target.shape) or pred.size == 0:
         raise ValueError(f"mse: pred and target must have the same non-empty shape, got {pred.shape} and {target.shape}")
     if device:
         from numrnn.engine.cuda_blocks import mse as on_gpu
-        loss, dpred = on_gpu(CUDA.copy(pred, pred.dtype).reshape(-1),
-                             CUDA.copy(target, pred.dtype).reshape(-1))
+        loss, dpred = on_gpu(CUDA.contiguous(pred, pred.dtype).reshape(-1),
+                             CUDA.contiguous(target, pred.dtype).reshape(-1))
         return loss, dpred.reshape(pred.shape)
     diff = pred - target.astype(pred.dtype, copy=False)
     return float(np.mean(diff * diff)), (2.0 / diff.size) * diff

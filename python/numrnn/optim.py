@@ -146,21 +146,9 @@ def clip_grad_norm(modules, max_norm):
     gradient is not finite)."""
     max_norm = _check("max_norm", max_norm, 0.0)
     blocks = leaf_blocks(modules)
-    total = float(np.sqrt(sum(_squares(b.flat_grads, b.device) for b in blocks)))
+    total = float(np.sqrt(sum(b._xp.sum_squares(b.flat_grads) for b in blocks)))
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for b in blocks:
-            if b.device == "cuda":
-                from numrnn.engine.cuda_blocks import scale
-                scale(b.flat_grads, coef)
-            else:
-                b.flat_grads *= b.flat_grads.dtype.type(coef)
+            b._xp.scale_(b.flat_grads, coef)
     return total
-
-
-def _squares(a, device):
-    """sum(a * a) of a flat buffer as a Python float."""
-    if device == "cuda":
-        from numrnn.engine.cuda_blocks import total
-        return total(a, squares=True)
-    return float(np.dot(a, a))
