@@ -34,10 +34,14 @@ def num_gates(cell, coupled=False):
     return 3 if cell == "LSTM" and coupled else NUM_GATES[cell]
 
 
+def suffix(layer, direction):
+    """Name suffix of one layer and direction: _l0, _l0_reverse, _l1, ..."""
+    return "_l%d%s" % (layer, "_reverse" if direction else "")
+
+
 def layer_suffixes(num_layers, bidirectional):
-    """Name suffix of each layer and direction, indexed layer * D + direction (_l0, _l0_reverse, ...)."""
-    return ["_l%d%s" % (layer, "_reverse" if direction else "")
-            for layer in range(num_layers) for direction in range(2 if bidirectional else 1)]
+    """Name suffix of each layer and direction, indexed layer * D + direction."""
+    return [suffix(layer, direction) for layer in range(num_layers) for direction in range(2 if bidirectional else 1)]
 
 
 def direction_param_names(cell, sfx, bias, proj_size, peephole=False, coupled=False):
@@ -53,7 +57,26 @@ def direction_param_names(cell, sfx, bias, proj_size, peephole=False, coupled=Fa
     return names
 
 
-def param_names(cell, num_layers, bidirectional, bias, proj_size, peephole=False, coupled=False):
-    """Every parameter name of a layer, per layer and direction in PyTorch's order."""
-    return [name for sfx in layer_suffixes(num_layers, bidirectional)
-            for name in direction_param_names(cell, sfx, bias, proj_size, peephole, coupled)]
+def direction_param_shapes(cell, sfx, layer_input, hidden_size, bias, proj_size, peephole=False, coupled=False):
+    """(name, shape) of one layer and direction's tensors, in direction_param_names' order:
+    weight_ih [G, layer_input], weight_hh [G, P], bias_ih/bias_hh [G], weight_hr [P, H], peepholes [H]."""
+    H, P = hidden_size, proj_size or hidden_size
+    G = num_gates(cell, coupled) * H
+    by_kind = {"weight_ih": (G, layer_input), "weight_hh": (G, P), "bias_ih": (G,), "bias_hh": (G,),
+               "weight_hr": (P, H)}
+    for name in direction_param_names(cell, sfx, bias, proj_size, peephole, coupled):
+        yield name, by_kind.get(name[:len(name) - len(sfx)], (H,))   # the rest are peephole weights
+
+
+def param_shapes(cell, input_size, hidden_size, num_layers, bidirectional, bias, proj_size, peephole=False,
+                 coupled=False):
+    """(name, shape) of every parameter of a layer, per layer and direction in PyTorch's order.
+    A generator: a caller checking a file against a configuration stops after the file's own
+    count, whatever num_layers says."""
+    D = 2 if bidirectional else 1
+    for layer in range(num_layers):
+        for direction in range(D):
+            layer_input = input_size if layer == 0 else D * (proj_size or hidden_size)
+            yield from direction_param_shapes(cell, suffix(layer, direction), layer_input, hidden_size, bias,
+                                              proj_size, peephole,
+                                              coupled)

@@ -10,6 +10,7 @@ LSTM variants, weight_ci, weight_cf, weight_co).
 """
 import numpy as np
 
+from numrnn.engine.gates import direction_param_shapes
 from numrnn.recurrent import GRU, LSTM, RNN, Recurrent
 from numrnn.serialize import register
 
@@ -27,6 +28,11 @@ class Cell(Recurrent):
 
     def _suffixes(self):
         return [""]
+
+    @classmethod
+    def param_shapes(cls, input_size, hidden_size, bias=True, peephole=False, coupled=False, **_):
+        """(name, shape) of each parameter of the cell a configuration describes (see Recurrent's)."""
+        return direction_param_shapes(cls.cell, "", input_size, hidden_size, bias, 0, peephole, coupled)
 
     def config(self):
         cfg = dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,

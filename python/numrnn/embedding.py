@@ -22,10 +22,15 @@ class Embedding(Module):
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self._xp = backend(self.device)
-        self._allocate([("weight", (self.num_embeddings, self.embedding_dim))], self.dtype)
+        self._allocate(list(self.param_shapes(**self.config())), self.dtype)
         # PyTorch's default: N(0, 1)
         self._xp.assign(self.flat_params, np.random.default_rng(seed).standard_normal(self.flat_params.size))
         self._ids = None
+
+    @staticmethod
+    def param_shapes(num_embeddings, embedding_dim, **_):
+        """(name, shape) of each parameter a configuration (config(), or a file's) describes."""
+        yield "weight", (num_embeddings, embedding_dim)
 
     def config(self):
         return dict(num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim,

@@ -77,6 +77,19 @@ class LanguageModel:
     def training(self):
         return self.rnn.training
 
+    @staticmethod
+    def param_shapes(vocab_size, embedding_dim, cell="lstm", hidden_size=256, num_layers=1, proj_size=0, **_):
+        """(name, shape) of each parameter a configuration (config(), or a file's) describes: the
+        three blocks' own, with their prefixes; computed lazily, nothing allocated."""
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        blocks = (("embedding", Embedding.param_shapes(vocab_size, embedding_dim)),
+                  ("rnn", CELLS[cell].param_shapes(embedding_dim, hidden_size, num_layers, proj_size=proj_size)),
+                  ("head", Linear.param_shapes(proj_size or hidden_size, vocab_size)))
+        for prefix, shapes in blocks:
+            for name, shape in shapes:
+                yield f"{prefix}.{name}", shape
+
     def config(self):
         return dict(vocab_size=self.vocab_size, embedding_dim=self.embedding_dim, cell=self.cell,
                     hidden_size=self.hidden_size, num_layers=self.num_layers, dropout=self.dropout,

@@ -23,14 +23,18 @@ class Linear(Module):
         self.dtype = check_dtype(dtype)
         self.seed = seed
         self._xp = backend(self.device)
-        shapes = [("weight", (self.out_features, self.in_features))]
-        if self.bias:
-            shapes.append(("bias", (self.out_features,)))
-        self._allocate(shapes, self.dtype)
+        self._allocate(list(self.param_shapes(**self.config())), self.dtype)
         # PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias alike
         k = 1.0 / np.sqrt(self.in_features)
         self._xp.assign(self.flat_params, np.random.default_rng(seed).uniform(-k, k, self.flat_params.size))
         self._x = None
+
+    @staticmethod
+    def param_shapes(in_features, out_features, bias=True, **_):
+        """(name, shape) of each parameter a configuration (config(), or a file's) describes."""
+        yield "weight", (out_features, in_features)
+        if bias:
+            yield "bias", (out_features,)
 
     def config(self):
         return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias,

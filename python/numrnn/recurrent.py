@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from numrnn.device import backend
-from numrnn.engine.gates import NONLINEARITIES, direction_param_names, layer_suffixes, num_gates
+from numrnn.engine.gates import NONLINEARITIES, layer_suffixes, num_gates, param_shapes
 from numrnn.module import Module, check_device, check_dtype, check_positive_int
 from numrnn.serialize import register
 
@@ -54,18 +54,9 @@ class Recurrent(Module):
         self.seed = seed
         self._xp = backend(self.device)
 
-        H, P, D = self.hidden_size, self.out_size, self.num_directions
+        H = self.hidden_size
         G = num_gates(self.cell, self.coupled) * H
-        shapes = []
-        for idx, sfx in enumerate(self._suffixes()):
-            layer_input = self.input_size if idx < D else D * P
-            for name in direction_param_names(self.cell, sfx, self.bias, self.proj_size, self.peephole,
-                                              self.coupled):
-                kind = name[:len(name) - len(sfx)]
-                shape = {"weight_ih": (G, layer_input), "weight_hh": (G, P), "bias_ih": (G,), "bias_hh": (G,),
-                         "weight_hr": (P, H)}.get(kind, (H,))   # the rest are peephole weights
-                shapes.append((name, shape))
-        self._allocate(shapes, self.dtype)
+        self._allocate(list(self.param_shapes(**self.config())), self.dtype)
         init_seq, drop_seq = np.random.SeedSequence(seed).spawn(2)
         k = 1.0 / np.sqrt(H)
         self._xp.assign(self.flat_params, np.random.default_rng(init_seq).uniform(-k, k, self.flat_params.size))
@@ -91,6 +82,14 @@ class Recurrent(Module):
     def out_size(self):
         """Size of h: proj_size when projecting, else hidden_size."""
         return self.proj_size or self.hidden_size
+
+    @classmethod
+    def param_shapes(cls, input_size, hidden_size, num_layers=1, bias=True, bidirectional=False, proj_size=0,
+                     peephole=False, coupled=False, **_):
+        """(name, shape) of each parameter of the layer a configuration (config(), or a file's)
+        describes, computed lazily and allocating nothing; other configuration keys do not matter."""
+        return param_shapes(cls.cell, input_size, hidden_size, num_layers, bidirectional, bias, proj_size,
+                            peephole, coupled)
 
     def config(self):
         cfg = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,

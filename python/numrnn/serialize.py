@@ -10,6 +10,7 @@ A trainer's checkpoint adds its own tensors (optimizer state, carried RNN state)
 reserved prefix "training."; numrnn.load leaves them out.
 Writes are atomic: a temporary file in the same folder, fsync, then rename.
 """
+import itertools
 import json
 import os
 import tempfile
@@ -18,9 +19,13 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save as safetensors_bytes
 
+from numrnn import file_check
+
 FORMAT = "numrnn/1"
 RESERVED = ("format", "type", "config", "pytorch")
 TRAINING = "training."
+# the "format" metadata other libraries write (Hugging Face's convention), and whose files they are
+FOREIGN_FORMATS = {"pt": "PyTorch", "np": "NumPy", "tf": "TensorFlow", "flax": "Flax", "mlx": "MLX"}
 _TYPES = {}
 
 
@@ -77,25 +82,43 @@ def save(obj, path, training=None):
 
 
 def read(path):
-    """(metadata dict, tensors dict) of a numrnn weights file, with every check load() makes."""
+    """(metadata dict, tensors dict) of a numrnn weights file, with every check load() makes. The
+    configuration is checked against the header's tensor shapes (file_check.py) before any tensor
+    is read, so nothing a file says can make this, or load(), cost more than the file's size."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"numrnn.load: no such file: {path}")
     if os.path.isdir(path):
         raise IsADirectoryError(f"numrnn.load: {path} is a folder, not a weights file")
     try:
+        # safe_open checks the header against the file (its length field, offsets within the
+        # data and not overlapping, sizes = shape x dtype) before it returns
         with safe_open(path, framework="np") as f:
             meta = f.metadata() or {}
+            header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
+            _check(path, meta, header)
             tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except WeightsFileError:
+        raise
     except (SafetensorError, OSError, ValueError) as e:
         if isinstance(e, (IsADirectoryError, PermissionError)):
             raise
         raise WeightsFileError(f"{path} is not a readable safetensors file ({e}); numrnn.load reads files "
                                f"written completely by numrnn.save") from None
+    return meta, tensors
+
+
+def _check(path, meta, header):
+    """Everything about a file that can be known from its header; parses meta["config"] in place."""
     fmt = meta.get("format")
-    if fmt is None:
-        raise WeightsFileError(f"{path} is a safetensors file without numrnn's format tag, so it was not "
-                               f"written by numrnn.save; to use a bare state dict, build the layer and call "
+    if fmt in FOREIGN_FORMATS or fmt is None:
+        tensors = ", ".join(f"{k} {list(shape)}" for k, (shape, _) in itertools.islice(header.items(), 4))
+        origin = f"a {FOREIGN_FORMATS[fmt]} safetensors file (format {fmt!r})" if fmt else \
+            "a safetensors file without numrnn's format tag"
+        raise WeightsFileError(f"{path} is {origin}, not one written by numrnn.save, so it does not say which "
+                               f"block to build (its tensors: {tensors}{', ...' if len(header) > 4 else ''}). "
+                               f"Build the block with the arguments of the model that wrote it and copy the "
+                               f"weights in: layer = numrnn.LSTM(input_size, hidden_size, ...); "
                                f"layer.load_state_dict(safetensors.numpy.load_file(path))")
     if fmt != FORMAT:
         raise WeightsFileError(f"{path} has format {fmt!r}, this numrnn reads {FORMAT!r}: "
@@ -103,11 +126,19 @@ def read(path):
     if meta.get("type") not in _TYPES:
         raise WeightsFileError(f"{path} holds a {meta.get('type')!r}, which this numrnn cannot build "
                                f"(known: {sorted(_TYPES)})")
+    cls = _TYPES[meta["type"]]
+    model = {k: v for k, v in header.items() if not k.startswith(TRAINING)}
     try:
-        meta["config"] = json.loads(meta["config"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise WeightsFileError(f"{path}: its configuration metadata is missing or damaged ({e})") from None
-    return meta, tensors
+        if "config" not in meta:
+            raise ValueError("its configuration metadata is missing")
+        meta["config"] = file_check.parse_json("configuration", meta["config"])
+        file_check.check_config(cls, meta["config"])
+        file_check.check_tensors(cls, meta["config"], model)
+        file_check.check_dtypes(meta["config"], header)
+        if meta["type"] == "LanguageModel":
+            file_check.check_vocabulary(meta)
+    except ValueError as e:
+        raise WeightsFileError(f"{path}: {e}") from None
 
 
 def load(path, device="cpu"):
