@@ -9,9 +9,11 @@ with the block's own param_shapes (nothing allocated, and no more names generate
 has tensors). Then the block's parameters are the file's tensors, so building it costs memory and
 time in proportion to the file. Ranges (hidden_size >= 1, dropout in [0, 1)) stay the
 constructors' checks, which run before they allocate.
-Also here: the metadata numrnn's own tools add (a LanguageModel's vocabulary).
-Not here: reading the file, or the messages' path prefix (serialize.py); a training checkpoint's
-own data (checkpoint.py). Every check raises ValueError with what does not fit.
+Also here: the metadata numrnn's own tools add (a LanguageModel's vocabulary, a training
+checkpoint's configuration and trainer state as far as they decide what a resumed run builds).
+Not here: reading the file, or the messages' path prefix (serialize.py); restoring a checkpoint's
+optimizer state (checkpoint.py, which checks its shapes against the blocks). Every check raises
+ValueError with what does not fit.
 """
 import inspect
 import itertools
@@ -120,3 +122,31 @@ def check_vocabulary(meta):
     if not isinstance(vocab, list) or len(vocab) != size or not all(isinstance(v, str) for v in vocab) \
             or len(set(vocab)) != len(vocab):
         raise ValueError(f"its vocabulary metadata is not a list of {size} (vocab_size) distinct strings")
+
+
+# the training configuration's fields that build the model (trainer.build), so they must be the
+# model's own: a checkpoint resumed with hidden_size 10**6 in its training configuration would
+# otherwise build that before loading the file's (small) weights
+MODEL_FIELDS = ("cell", "hidden_size", "num_layers", "embedding_dim", "dropout", "proj_size")
+
+
+def check_training(meta):
+    """A training checkpoint's metadata (checkpoint.py's format), when present: training_config a
+    JSON object whose model fields are the model's configuration, trainer_state a JSON object with
+    the fields a resumed run reads first (step, optimizer_state, dropout_rng)."""
+    if "training_config" in meta:
+        tc = parse_json("training_config", meta["training_config"])
+        if not isinstance(tc, dict):
+            raise ValueError(f"its training_config metadata is a JSON {type(tc).__name__}, not an object")
+        differ = [f"{k} {json.dumps(tc.get(k))[:30]} (the model has {meta['config'][k]!r})"
+                  for k in MODEL_FIELDS if tc.get(k) != meta["config"][k]]
+        if differ:
+            raise ValueError("its training_config does not describe its model: " + ", ".join(differ))
+    if "trainer_state" in meta:
+        state = parse_json("trainer_state", meta["trainer_state"])
+        ok = isinstance(state, dict) and isinstance(state.get("step"), int) and not isinstance(state["step"], bool) \
+            and state["step"] >= 0 and isinstance(state.get("optimizer_state"), list) \
+            and all(isinstance(s, dict) for s in state["optimizer_state"]) and isinstance(state.get("dropout_rng"), dict)
+        if not ok:
+            raise ValueError("its trainer_state metadata is not an object with step (an integer >= 0), "
+                             "optimizer_state (a list of objects) and dropout_rng (an object)")

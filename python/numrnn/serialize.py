@@ -137,6 +137,7 @@ def _check(path, meta, header):
         file_check.check_dtypes(meta["config"], header)
         if meta["type"] == "LanguageModel":
             file_check.check_vocabulary(meta)
+            file_check.check_training(meta)
     except ValueError as e:
         raise WeightsFileError(f"{path}: {e}") from None
 
