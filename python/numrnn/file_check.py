@@ -39,7 +39,7 @@ def _type_error(name, value, default):
     """Why `value` cannot be the constructor argument `name` (its default tells its type; a
     required argument is a size), or None when it can."""
     if isinstance(default, type) and default is not inspect.Parameter.empty:   # dtype=np.float32
-        return None if value in DTYPES else f"must be one of {sorted(DTYPES)}"
+        return None if isinstance(value, str) and value in DTYPES else f"must be one of {sorted(DTYPES)}"
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "must be true or false"
     if default is inspect.Parameter.empty or isinstance(default, int):
@@ -49,7 +49,7 @@ def _type_error(name, value, default):
         minimum = 0 if default == 0 else 1
         return None if value >= minimum else f"must be >= {minimum}"
     if isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, float) and math.isfinite(value) or isinstance(value, int) and not isinstance(value, bool)
         return None if ok else "must be a finite number"
     if isinstance(default, str):
         return None if isinstance(value, str) else "must be a string"
