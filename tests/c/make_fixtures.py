@@ -5,6 +5,8 @@ cases. Run by ctest (see CMakeLists.txt): python tests/c/make_fixtures.py FOLDER
 FOLDER/manifest.txt has one line per model:  name kind T B I O V streams
 (kind: features or tokens; streams: 1 if a state can carry it, 0 for bidirectional models), and
 name.safetensors, name.in ([T][B][I] float32 or [T][B] int32), name.out ([T][B][O] float32).
+FOLDER/hostile/ holds the damaged and hostile files of tests/hostile_files.py for fuzz_open.c,
+with what numrnn does with each in Python (see hostile()).
 """
 import json
 import os
@@ -15,6 +17,11 @@ import numpy as np
 from safetensors.numpy import save_file
 
 import numrnn
+from numrnn.capi import open_model
+from numrnn.serialize import WeightsFileError
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hostile_files import cases, originals  # noqa: E402  (tests/, shared with test_hostile_files.py)
 
 T, B, I, H = 6, 2, 3, 5
 
@@ -98,11 +105,35 @@ def main(folder):
     save_file({"weight": np.ones((2, 2), np.float32)}, os.path.join(folder, "foreign.safetensors"))
     os.makedirs(os.path.join(folder, "a-folder.safetensors"), exist_ok=True)
 
+    hostile(os.path.join(folder, "hostile"))
+
     # a numrnn that fails to import, for the broken start-up test (NUMRNN_PYTHONPATH points here)
     package = os.path.join(folder, "broken-numrnn", "numrnn")
     os.makedirs(package, exist_ok=True)
     with open(os.path.join(package, "__init__.py"), "w") as f:
         f.write('raise ImportError("this numrnn is broken on purpose (tests/c/make_fixtures.py)")\n')
+
+
+def hostile(folder):
+    """Every mutation of tests/hostile_files.py as FOLDER/case_N.safetensors, and manifest.txt
+    with one line per file: the code the C interface must return (what Python's open_model, the
+    Python half of numrnn_model_open, does: 0, or 3 for a WeightsFileError; anything else fails
+    here) and, for a file that opens, its sizes I O V."""
+    os.makedirs(folder)
+    lines = []
+    for n, (name, data) in enumerate(cases(originals(folder), seed=1)):
+        file = f"case_{n:05d}.safetensors"
+        path = os.path.join(folder, file)
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            model = open_model(path, "cpu")
+            code, sizes = 0, (model.input_size, model.output_size, model.vocab_size)
+        except WeightsFileError:
+            code, sizes = 3, (0, 0, 0)
+        lines.append(f"{code} {sizes[0]} {sizes[1]} {sizes[2]} {file} {''.join(c if c.isalnum() or c in '/_=.-' else '_' for c in name)}")
+    with open(os.path.join(folder, "manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
