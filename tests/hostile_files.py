@@ -174,7 +174,9 @@ def cases(paths, seed=0):
             yield f"{kind}/training_config_invalid", _with_meta(original, training_config="{")
             ts = json.loads(meta["trainer_state"])
             for what, value in {"step": dict(ts, step=-1), "optimizer_state": dict(ts, optimizer_state="x"),
-                                "dropout_rng": dict(ts, dropout_rng=[1]), "list": [ts]}.items():
+                                "dropout_rng": dict(ts, dropout_rng=[1]), "list": [ts],
+                                "rng_state": dict(ts, dropout_rng=dict(ts["dropout_rng"], state="x")),
+                                "rng_kind": dict(ts, dropout_rng=dict(ts["dropout_rng"], bit_generator="MT19937"))}.items():
                 yield f"{kind}/trainer_state_{what}", _with_meta(original, trainer_state=json.dumps(value))
 
         # contradictory shapes in a valid file: one tensor replaced by one of another shape

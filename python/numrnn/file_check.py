@@ -150,3 +150,7 @@ def check_training(meta):
         if not ok:
             raise ValueError("its trainer_state metadata is not an object with step (an integer >= 0), "
                              "optimizer_state (a list of objects) and dropout_rng (an object)")
+        try:     # what a resumed run sets its dropout generator to (checkpoint.restore)
+            np.random.default_rng().bit_generator.state = state["dropout_rng"]
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
+            raise ValueError(f"its trainer_state's dropout_rng is not a generator state ({e!r:.100})") from None
