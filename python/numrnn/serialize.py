@@ -112,7 +112,7 @@ def _check(path, meta, header):
     """Everything about a file that can be known from its header; parses meta["config"] in place."""
     fmt = meta.get("format")
     if fmt in FOREIGN_FORMATS or fmt is None:
-        tensors = ", ".join(f"{k} {list(shape)}" for k, (shape, _) in itertools.islice(header.items(), 8))
+        tensors = ", ".join(f"{k[:60]} {list(shape)}" for k, (shape, _) in itertools.islice(header.items(), 8))
         origin = f"a {FOREIGN_FORMATS[fmt]} safetensors file (format {fmt!r})" if fmt else \
             "a safetensors file without numrnn's format tag"
         raise WeightsFileError(f"{path} is {origin}, not one written by numrnn.save, so it does not say which "
