@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numrnn
-from numrnn.cli import main
+from numrnn.cli import _printable, main
 from numrnn.generate import pick, probabilities
 
 CHARS = ["\n", "\t", " ", "a", "b", "c", "d", "\u00e9"]
@@ -159,3 +159,4 @@ def test_info_lists_the_vocabulary_escaped(lm_file, capsys):
     assert main(["info", lm_file]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("vocabulary"))
     assert line == "vocabulary    8 symbols: \\n \\t ' ' a b c d \u00e9"
+    assert [_printable(c) for c in "\\\x00\u200b'"] == ["\\\\", "\\x00", "\\u200b", "'"]

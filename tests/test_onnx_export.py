@@ -115,8 +115,8 @@ def test_axes_are_named_and_dynamic():
     model = onnx_export.to_onnx(numrnn.LSTM(I, H, num_layers=2, batch_first=True))
     dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
             for v in list(model.graph.input) + list(model.graph.output)}
-    assert dims == {"x": ["B", "T", I], "h0": ["L*D", "B", H], "c0": ["L*D", "B", H],
-                    "y": ["B", "T", H], "h_n": ["L*D", "B", H], "c_n": ["L*D", "B", H]}
+    assert dims == {"x": ["B", "T", I], "h0": [2, "B", H], "c0": [2, "B", H],
+                    "y": ["B", "T", H], "h_n": [2, "B", H], "c_n": [2, "B", H]}
 
 
 @pytest.mark.parametrize("obj, message", [
@@ -135,7 +135,8 @@ def test_cli_export_runs_in_onnxruntime(tmp_path, capsys):
     lm.metadata["vocabulary"] = json.dumps(list("abcdef"))
     numrnn.save(lm, str(tmp_path / "lm.safetensors"))
     assert main(["export", str(tmp_path / "lm.safetensors"), str(tmp_path / "lm.onnx")]) == 0
-    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'lm.onnx'}: LanguageModel, inputs ids, h0")
+    assert capsys.readouterr().out == (f"wrote {tmp_path / 'lm.onnx'}: LanguageModel, inputs ids [T, B], h0 [1, B, {H}] "
+                                       f"-> outputs logits [T, B, 6], h_n [1, B, {H}]\n")
     sess = onnxruntime.InferenceSession(str(tmp_path / "lm.onnx"), providers=["CPUExecutionProvider"])
     ids = np.array([[0], [3], [5]])
     h0 = np.zeros((1, 1, H), np.float32)

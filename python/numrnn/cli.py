@@ -208,11 +208,12 @@ def _info(args):
 
 
 def _printable(char):
-    """A vocabulary entry as one visible token: escapes (\\n, \\t, \\x00, \\u200b) for what
-    does not print, and a space shown as ' ' so that it is not lost between the separators."""
+    """A vocabulary entry as one visible token: Python's escapes (\\n, \\t, \\x00, \\u200b) for
+    what does not print and for the backslash itself, so that \\n and \\ differ; a space shown as
+    ' ' so that it is not lost between the separators."""
     if char == " ":
         return "' '"
-    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+    return char if char.isprintable() and char != "\\" else char.encode("unicode_escape").decode("ascii")
 
 
 def _export(args):
@@ -223,10 +224,10 @@ def _export(args):
         raise BadInput(str(e)) from None
     model = serialize.load(args.model)
     try:
-        onnx_export.export(model, args.onnx)
+        written = onnx_export.export(model, args.onnx)
     except onnx_export.NotExportable as e:
         raise BadInput(str(e)) from None
-    print(f"wrote {args.onnx}: {onnx_export.describe(model)}")
+    print(f"wrote {args.onnx}: {type(model).__name__}, {onnx_export.describe(written)}")
     return 0
 
 

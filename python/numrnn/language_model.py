@@ -170,15 +170,15 @@ class LanguageModel:
     def encode(self, text):
         """Text -> token ids [len(text)] (int64). ValueError naming the characters the vocabulary lacks.
 
-        >>> lm = numrnn.load("model.safetensors")
+        >>> lm = numrnn.load("model.safetensors")      # from `numrnn train --steps 500`
         >>> lm.encode("def ")
-        array([68, 69, 70,  2])"""
+        array([69, 70, 71,  1])"""
         return self.vocabulary.encode(text)
 
     def decode(self, ids):
         """Token ids -> text; ValueError for an id outside 0..vocab_size-1.
 
-        >>> lm.decode([68, 69, 70, 2])
+        >>> lm.decode([69, 70, 71, 1])
         'def '"""
         ids = np.asarray(ids)
         if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
@@ -195,9 +195,11 @@ class LanguageModel:
         (1 = all). The same seed gives the same text. Puts the model in eval mode (no dropout).
         `numrnn generate` runs the same sampler (numrnn.generate.sample).
 
-        >>> lm = numrnn.load("model.safetensors")
-        >>> lm.generate("def ", 40, temperature=0)
-        '__init__(self, context=None):\n        s'"""
+        >>> lm = numrnn.load("model.safetensors")      # from `numrnn train --steps 500`
+        >>> lm.generate("import ", 40, temperature=0)
+        'in the string the string the string the '
+        >>> lm.generate("def ", 40, top_p=0.9, seed=1)
+        'node = debug(self, exception(self, ther)'"""
         return "".join(sample(self, self.vocabulary, prompt, length, temperature, top_k, top_p, seed))
 
     def backward(self, dlogits):

@@ -47,7 +47,7 @@ def check_onnx():
 
 def export(obj, path, lengths=False):
     """Write `obj` (an RNN, LSTM or GRU layer, or a LanguageModel) to `path` as an ONNX model,
-    checked by onnx.checker. lengths=True adds a `lengths` [B] int32 input to a layer (ONNX's
+    checked by onnx.checker; returns the onnx.ModelProto. lengths=True adds a `lengths` [B] int32 input to a layer (ONNX's
     sequence_lens: outputs past a sequence's length are zero and h_n is taken at its last step,
     as numrnn's `lengths` argument does).
 
@@ -57,6 +57,7 @@ def export(obj, path, lengths=False):
     model = to_onnx(obj, lengths)
     onnx.checker.check_model(model, full_check=True)
     atomic_write(path, model.SerializeToString())
+    return model
 
 
 def to_onnx(obj, lengths=False):
@@ -100,22 +101,21 @@ def to_onnx(obj, lengths=False):
     else:
         raise NotExportable(f"cannot export a {type(obj).__name__}: ONNX export takes an RNN, LSTM or GRU "
                             f"layer or a LanguageModel")
-    state = ["L*D", "B", rnn.out_size]
-    g.output(h_n, "h_n", state)
+    LD = rnn.num_layers * rnn.num_directions
+    g.output(h_n, "h_n", [LD, "B", rnn.out_size])
     if c_n is not None:
-        g.output(c_n, "c_n", ["L*D", "B", rnn.hidden_size])
+        g.output(c_n, "c_n", [LD, "B", rnn.hidden_size])
     graph = helper.make_graph(g.nodes, name, g.inputs, g.outputs, g.inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                              producer_name="numrnn", doc_string=repr(obj))
 
 
-def describe(obj):
-    """One line naming the exported graph's inputs and outputs."""
-    rnn = obj.rnn if isinstance(obj, LanguageModel) else obj
-    lstm = rnn.cell == "LSTM"
-    ins = ["ids" if isinstance(obj, LanguageModel) else "x", "h0"] + (["c0"] if lstm else [])
-    outs = ["logits" if isinstance(obj, LanguageModel) else "y", "h_n"] + (["c_n"] if lstm else [])
-    return f"{type(obj).__name__}, inputs {', '.join(ins)} -> outputs {', '.join(outs)}"
+def describe(model):
+    """One line naming an onnx.ModelProto's inputs and outputs with their shapes."""
+    def values(infos):
+        return ", ".join(v.name + " [" + ", ".join(d.dim_param or str(d.dim_value) for d in
+                                                   v.type.tensor_type.shape.dim) + "]" for v in infos)
+    return f"inputs {values(model.graph.input)} -> outputs {values(model.graph.output)}"
 
 
 def _check(rnn, where):
@@ -198,9 +198,9 @@ def _recurrent(g, rnn, x, seq_lens):
     from onnx import TensorProto
     L, D, H = rnn.num_layers, rnn.num_directions, rnn.hidden_size
     lstm = rnn.cell == "LSTM"
-    g.input("h0", TensorProto.FLOAT, ["L*D", "B", rnn.out_size])
+    g.input("h0", TensorProto.FLOAT, [L * D, "B", rnn.out_size])
     if lstm:
-        g.input("c0", TensorProto.FLOAT, ["L*D", "B", H])
+        g.input("c0", TensorProto.FLOAT, [L * D, "B", H])
     flat = g.const("flat_shape", [0, 0, -1], np.int64)
     axis0 = g.const("axis0", [0], np.int64)
     attrs = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
