@@ -144,18 +144,26 @@ def test_cli_export_runs_in_onnxruntime(tmp_path, capsys):
     assert rel_err(sess.run(["logits"], {"ids": ids, "h0": h0})[0], logits) < 1e-5
 
 
-@pytest.mark.parametrize("what", ["proj", "no onnx", "not a weights file"])
-def test_cli_export_errors_exit_2(what, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("what, message", [
+    ("proj", "no projection"),
+    ("no onnx", "pip install 'numrnn[onnx]'"),
+    ("not a weights file", "junk.safetensors"),
+    ("out is a folder", "is a folder; name a file"),
+    ("out in a missing folder", "does not exist"),
+    ("out is the model", "is the model file itself"),
+])
+def test_cli_export_errors_exit_2(what, message, tmp_path, capsys, monkeypatch):
     path = str(tmp_path / "m.safetensors")
     numrnn.save(numrnn.LSTM(I, H, proj_size=2 if what == "proj" else 0), path)
+    before = open(path, "rb").read()
+    out = str({"out is a folder": tmp_path, "out in a missing folder": tmp_path / "no" / "m.onnx",
+               "out is the model": path}.get(what, tmp_path / "m.onnx"))
     if what == "no onnx":
         monkeypatch.setitem(sys.modules, "onnx", None)     # import onnx raises ImportError
     if what == "not a weights file":
         path = str(tmp_path / "junk.safetensors")
         (tmp_path / "junk.safetensors").write_bytes(b"junk")
-    assert main(["export", path, str(tmp_path / "m.onnx")]) == 2
+    assert main(["export", path, out]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.startswith("numrnn export: error: ")
-    assert {"proj": "no projection", "no onnx": "pip install 'numrnn[onnx]'",
-            "not a weights file": "junk.safetensors"}[what] in err
-    assert not (tmp_path / "m.onnx").exists()
+    assert "Traceback" not in err and err.startswith("numrnn export: error: ") and message in err, err
+    assert not (tmp_path / "m.onnx").exists() and open(str(tmp_path / "m.safetensors"), "rb").read() == before

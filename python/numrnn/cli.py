@@ -222,6 +222,12 @@ def _export(args):
         onnx_export.check_onnx()
     except ImportError as e:
         raise BadInput(str(e)) from None
+    folder = os.path.dirname(os.path.abspath(args.onnx))
+    if os.path.isdir(args.onnx) or not os.path.isdir(folder):
+        raise BadInput(f"{args.onnx}: " + ("is a folder; name a file" if os.path.isdir(args.onnx)
+                                           else f"folder {folder} does not exist"))
+    if os.path.exists(args.onnx) and os.path.exists(args.model) and os.path.samefile(args.onnx, args.model):
+        raise BadInput(f"{args.onnx} is the model file itself; name another file for the ONNX model")
     model = serialize.load(args.model)
     try:
         written = onnx_export.export(model, args.onnx)
