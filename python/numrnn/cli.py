@@ -1,8 +1,7 @@
 """The `numrnn` command: train, generate, info, export. Parses and checks arguments, then calls the
 trainer (trainer.py), the sampler (generate.py), the ONNX exporter (onnx_export.py) or reads a
-weights file. Bad input ends with a
-message naming the problem and exit code 2; a diverged run with 1; Ctrl-C during training saves a
-checkpoint and ends with 130."""
+weights file. Bad input ends with a message naming the problem and exit code 2; a diverged run
+with 1; Ctrl-C during training saves a checkpoint and ends with 130."""
 import argparse
 import contextlib
 import importlib.metadata
@@ -13,7 +12,7 @@ import sys
 
 from threadpoolctl import threadpool_limits
 
-from numrnn import data, serialize
+from numrnn import data, onnx_export, serialize
 from numrnn.checkpoint import read_config
 from numrnn.device import backend
 from numrnn.generate import DEFAULT_TEMPERATURE, sample
@@ -217,7 +216,6 @@ def _printable(char):
 
 
 def _export(args):
-    from numrnn import onnx_export
     try:
         onnx_export.check_onnx()
     except ImportError as e:

@@ -23,6 +23,7 @@ place in the ONNX LSTM operator and is refused.
 import numpy as np
 
 from numrnn.cells import Cell
+from numrnn.device import as_numpy
 from numrnn.engine.gates import GRU_N, GRU_R, GRU_Z, LSTM_F, LSTM_G, LSTM_I, LSTM_O, layer_suffixes
 from numrnn.language_model import LanguageModel
 from numrnn.recurrent import Recurrent
@@ -46,12 +47,12 @@ def check_onnx():
 
 
 def export(obj, path, lengths=False):
-    """Write `obj` (an RNN, LSTM or GRU layer, or a LanguageModel) to `path` as an ONNX model,
-    checked by onnx.checker; returns the onnx.ModelProto. lengths=True adds a `lengths` [B] int32 input to a layer (ONNX's
-    sequence_lens: outputs past a sequence's length are zero and h_n is taken at its last step,
-    as numrnn's `lengths` argument does).
+    """Write `obj` (an RNN, LSTM or GRU layer, or a LanguageModel, on any device) to `path` as an
+    ONNX model checked by onnx.checker; returns the onnx.ModelProto. lengths=True adds a `lengths`
+    [B] int32 input to a layer (ONNX's sequence_lens: outputs past a sequence's length are zero and
+    h_n is taken at its last step, as numrnn's `lengths` argument does).
 
-    >>> numrnn.onnx_export.export(numrnn.GRU(8, 16, num_layers=2), "gru.onnx")
+    >>> model = numrnn.onnx_export.export(numrnn.GRU(8, 16, num_layers=2), "gru.onnx")
     >>> onnxruntime.InferenceSession("gru.onnx").run(["y", "h_n"], {"x": x, "h0": h0})"""
     import onnx
     model = to_onnx(obj, lengths)
@@ -78,7 +79,7 @@ def to_onnx(obj, lengths=False):
         x = g.node("Gather", [g.const("embedding.weight", obj.embedding.params["weight"]), "ids"], axis=0)
         y, h_n, c_n = _recurrent(g, rnn, x, None)
         head = obj.head
-        logits = g.node("MatMul", [y, g.const("head.weight_t", np.ascontiguousarray(head.params["weight"].T))])
+        logits = g.node("MatMul", [y, g.const("head.weight_t", as_numpy(head.params["weight"]).T)])
         if head.bias:
             logits = g.node("Add", [logits, g.const("head.bias", head.params["bias"])])
         g.output(logits, "logits", ["T", "B", obj.vocab_size])
@@ -137,7 +138,7 @@ class _Graph:
 
     def const(self, name, array, dtype=np.float32):
         from onnx import numpy_helper
-        self.inits.append(numpy_helper.from_array(np.asarray(array, dtype), name))
+        self.inits.append(numpy_helper.from_array(np.asarray(as_numpy(array), dtype), name))
         return name
 
     def node(self, op, inputs, n_outputs=1, **attrs):
@@ -177,7 +178,8 @@ def _onnx_gates(cell, w, coupled):
 def layer_weights(rnn, layer):
     """ONNX's W [D, G, I], R [D, G, H], B [D, 2G] (None without bias) and P [D, 3H] (None
     without peepholes) of one layer."""
-    p, H, D = rnn.params, rnn.hidden_size, rnn.num_directions
+    p = {k: as_numpy(v) for k, v in rnn.params.items()}
+    H, D = rnn.hidden_size, rnn.num_directions
     coupled = getattr(rnn, "coupled", False)
     W, R, B, P = [], [], [], []
     for sfx in layer_suffixes(rnn.num_layers, rnn.bidirectional)[layer * D:(layer + 1) * D]:
