@@ -117,15 +117,15 @@ def test_example_host_greedy_and_nucleus_sampling(build, tmp_path):
     path = str(tmp_path / "lm.safetensors")
     numrnn.save(lm, path)
     host = ["env", "-i", os.path.join(build, "numrnn-run"), path]
-    for prompt in ["ab ", "\t\u00e9", "cccc"]:
-        out = run(host + ["--prompt", prompt, "--length", "30", "--temperature", "0", "--seed", "4"])
-        assert out == prompt + lm.generate(prompt, 30, temperature=0) + "\n", prompt
+    out = run(host + ["--prompt", "ab\t\u00e9", "--length", "30", "--temperature", "0", "--seed", "4"])
+    greedy = lm.generate("ab\t\u00e9", 30, temperature=0)
+    assert out == "ab\t\u00e9" + greedy + "\n" and len(set(greedy)) > 1
     # a fixed next-character distribution: zero head weight, log p as its bias
     p = np.array([0.02, 0.03, 0.05, 0.40, 0.10, 0.30, 0.06, 0.04])
     lm.head.params["weight"][:] = 0
     lm.head.params["bias"][:] = np.log(p)
     numrnn.save(lm, path)
-    out = run(host + ["--prompt", "a", "--length", "2000", "--temperature", "1", "--top-p", "0.75"])
+    out = run(host + ["--prompt", "a", "--length", "600", "--temperature", "1", "--top-p", "0.75"])
     assert set(out[1:-1]) == {"a", "b", "c"}      # mass 0.4 + 0.3 + 0.1 is the first to reach 0.75
-    out = run(host + ["--prompt", "a", "--length", "2000", "--temperature", "1"])
+    out = run(host + ["--prompt", "a", "--length", "600", "--temperature", "1"])
     assert set(out[1:-1]) == set(chars)
