@@ -1,41 +1,16 @@
 """ONNX Runtime's LSTM operator fed a numrnn LSTM's weights: the independent reference for the
-peephole and coupled variants (ONNX's P input and input_forget=1). Test-only; float32 only, since
-ONNX Runtime's CPU LSTM does not run float64.
-
-Layouts differ from numrnn's: ONNX gate blocks are i, o, f, c (c is numrnn's g), P rows are i, o, f,
-B is [Wb; Rb], and directions stack on a leading axis. An ONNX LSTM node is one layer, so layers
-chain: Y [T, D, B, H] -> transpose [T, B, D, H] -> reshape [T, B, D*H] -> the next node's X.
+peephole and coupled variants (ONNX's P input and input_forget=1), with one h0/c0 input per layer
+and sequence_lens always given, as benchmarks/cpu.py feeds it. Test-only; float32 only, since
+ONNX Runtime's CPU LSTM does not run float64. The weights are laid out by numrnn.onnx_export
+(layer_weights), whose header explains ONNX's layouts; `numrnn export` writes the user-facing graph.
+An ONNX LSTM node is one layer, so layers chain: Y [T, D, B, H] -> transpose [T, B, D, H] ->
+reshape [T, B, D*H] -> the next node's X.
 """
 import numpy as np
 import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 
-
-def onnx_blocks(w, coupled):
-    """numrnn gate blocks (i, f, g, o, or i, g, o when coupled) -> ONNX's i, o, f, c. A coupled
-    layer has no forget rows; it gets zeros, which input_forget=1 ignores."""
-    if coupled:
-        i, g, o = np.split(w, 3)
-        f = np.zeros_like(i)
-    else:
-        i, f, g, o = np.split(w, 4)
-    return np.concatenate([i, o, f, g])
-
-
-def layer_weights(lstm, layer):
-    """ONNX's W [D, 4H, I], R [D, 4H, H], B [D, 8H] and P [D, 3H] (or None) of one layer."""
-    p, H = lstm.params, lstm.hidden_size
-    W, R, B, P = [], [], [], []
-    for d in range(lstm.num_directions):
-        sfx = "_l%d%s" % (layer, "_reverse" if d else "")
-        W.append(onnx_blocks(p["weight_ih" + sfx], lstm.coupled))
-        R.append(onnx_blocks(p["weight_hh" + sfx], lstm.coupled))
-        B.append(np.concatenate([onnx_blocks(p["bias_ih" + sfx], lstm.coupled),
-                                 onnx_blocks(p["bias_hh" + sfx], lstm.coupled)]))
-        if lstm.peephole:
-            cf = np.zeros(H) if lstm.coupled else p["weight_cf" + sfx]
-            P.append(np.concatenate([p["weight_ci" + sfx], p["weight_co" + sfx], cf]))
-    return [np.stack(a).astype(np.float32) if a else None for a in (W, R, B, P)]
+from numrnn.onnx_export import layer_weights
 
 
 def lstm_model(lstm):
@@ -52,7 +27,7 @@ def lstm_model(lstm):
         for tag, arr in zip("WRBP", layer_weights(lstm, k)):
             names.append("" if arr is None else f"{tag}{k}")
             if arr is not None:
-                inits.append(numpy_helper.from_array(arr, f"{tag}{k}"))
+                inits.append(numpy_helper.from_array(arr.astype(np.float32), f"{tag}{k}"))
         inputs += [helper.make_tensor_value_info(f"{s}0_{k}", f32, None) for s in "hc"]
         nodes.append(helper.make_node(
             "LSTM", [x] + names[:3] + ["sequence_lens", f"h0_{k}", f"c0_{k}", names[3]],

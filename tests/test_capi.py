@@ -105,3 +105,27 @@ def test_example_host_generates_from_numrnn_train(build, tmp_path):
     out = run(["env", "-i", os.path.join(build, "numrnn-run"), model, "--prompt", "def ", "--length", "40",
                "--seed", "3"])
     assert out.startswith("def ") and len(out) == 4 + 40 + 1 and set(out) <= set(corpus.read_text()), out
+
+
+def test_example_host_greedy_and_nucleus_sampling(build, tmp_path):
+    """--temperature 0 gives Python's greedy text (LanguageModel.generate) for the same model and
+    prompt; --top-p draws only from the nucleus, and from all of it."""
+    import json
+    chars = ["\n", "\t", " ", "a", "b", "c", "d", "\u00e9"]
+    lm = numrnn.LanguageModel(len(chars), 4, cell="lstm", hidden_size=8, num_layers=2, seed=3)
+    lm.metadata["vocabulary"] = json.dumps(chars)
+    path = str(tmp_path / "lm.safetensors")
+    numrnn.save(lm, path)
+    host = ["env", "-i", os.path.join(build, "numrnn-run"), path]
+    out = run(host + ["--prompt", "ab\t\u00e9", "--length", "30", "--temperature", "0", "--seed", "4"])
+    greedy = lm.generate("ab\t\u00e9", 30, temperature=0)
+    assert out == "ab\t\u00e9" + greedy + "\n" and len(set(greedy)) > 1
+    # a fixed next-character distribution: zero head weight, log p as its bias
+    p = np.array([0.02, 0.03, 0.05, 0.40, 0.10, 0.30, 0.06, 0.04])
+    lm.head.params["weight"][:] = 0
+    lm.head.params["bias"][:] = np.log(p)
+    numrnn.save(lm, path)
+    out = run(host + ["--prompt", "a", "--length", "600", "--temperature", "1", "--top-p", "0.75"])
+    assert set(out[1:-1]) == {"a", "b", "c"}      # mass 0.4 + 0.3 + 0.1 is the first to reach 0.75
+    out = run(host + ["--prompt", "a", "--length", "600", "--temperature", "1"])
+    assert set(out[1:-1]) == set(chars)

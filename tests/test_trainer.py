@@ -144,7 +144,7 @@ def test_checkpoint_write_is_atomic(text_file, tmp_path, monkeypatch):
     (["generate", "{tmp}/missing.safetensors"], "no such file"),
     (["generate", "{empty}"], "not a readable safetensors file"),
     (["generate", "{model}", "--prompt", "def \u00e9t\u00e9"], "'\u00e9'"),
-    (["generate", "{model}", "--temperature", "0"], "--temperature: must be a number > 0.0"),
+    (["generate", "{model}", "--temperature", "-1"], "--temperature: must be a number >= 0.0"),
     (["info", "{tmp}/missing.safetensors"], "no such file"),
     (["bogus"], "invalid choice: 'bogus'"),
 ])

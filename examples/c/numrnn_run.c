@@ -5,7 +5,11 @@
  *     and prints the output rows that numrnn_forward gives for them (batch 1).
  * It is a demonstration of the API, not a tool with every option of `numrnn generate`.
  *
- *   numrnn-run MODEL [--device cpu|cuda] [--prompt TEXT] [--length N] [--temperature F] [--seed N]
+ *   numrnn-run MODEL [--device cpu|cuda] [--prompt TEXT] [--length N] [--temperature F] [--top-p P]
+ *              [--seed N]
+ * --temperature 0 is greedy (always the likeliest token); --top-p P < 1 samples from the nucleus,
+ * the fewest likeliest tokens whose probability adds up to >= P: the same rules as `numrnn generate`
+ * (python/numrnn/generate.py), so greedy text is the same here and there.
  *   numrnn-run MODEL [--device cpu|cuda] [--input FILE]      (default input: stdin)
  */
 #include <math.h>
@@ -32,21 +36,49 @@ static double uniform(uint64_t *s)
     return (double)((*s * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
-/* a token drawn from softmax(logits / temperature) */
-static int32_t sample(const float *logits, int64_t V, double temperature, uint64_t *rng)
+struct choice {
+    double weight; /* unnormalised probability */
+    int32_t token;
+};
+
+/* likeliest first; equal weights by token id, as numpy's stable argsort orders them */
+static int likeliest_first(const void *a, const void *b)
 {
-    double top = logits[0], total = 0, r;
+    const struct choice *x = a, *y = b;
+    if (x->weight != y->weight)
+        return x->weight < y->weight ? 1 : -1;
+    return x->token < y->token ? -1 : 1;
+}
+
+/* a token drawn from softmax(logits / temperature), restricted to the nucleus when top_p < 1;
+ * temperature 0: the argmax (the first one on a tie). choices: room for V entries. */
+static int32_t sample(const float *logits, int64_t V, double temperature, double top_p,
+                      struct choice *choices, uint64_t *rng)
+{
+    int64_t best = 0, kept = V;
+    double total = 0, mass = 0, r;
     for (int64_t v = 1; v < V; v++)
-        top = logits[v] > top ? logits[v] : top;
-    for (int64_t v = 0; v < V; v++)
-        total += exp((logits[v] - top) / temperature);
-    r = uniform(rng) * total;
+        best = logits[v] > logits[best] ? v : best;
+    if (temperature == 0)
+        return (int32_t)best;
     for (int64_t v = 0; v < V; v++) {
-        r -= exp((logits[v] - top) / temperature);
-        if (r <= 0)
-            return (int32_t)v;
+        choices[v].weight = exp((logits[v] - logits[best]) / temperature);
+        choices[v].token = (int32_t)v;
+        total += choices[v].weight;
     }
-    return (int32_t)(V - 1);
+    if (top_p < 1) {
+        qsort(choices, V, sizeof *choices, likeliest_first);
+        for (kept = 0; kept < V && mass < top_p * total; kept++)
+            mass += choices[kept].weight;
+        total = mass;
+    }
+    r = uniform(rng) * total;
+    for (int64_t i = 0; i < kept; i++) {
+        r -= choices[i].weight;
+        if (r <= 0)
+            return choices[i].token;
+    }
+    return choices[kept - 1].token;
 }
 
 /* prompt text -> token ids, longest matching token text first; -1 and a message if some text
@@ -76,9 +108,10 @@ static int64_t encode(const char *text, char (*vocab)[TOKEN_BYTES], int64_t V, i
 }
 
 static int generate(numrnn_model *m, int64_t V, const char *prompt, long length, double temperature,
-                    uint64_t seed)
+                    double top_p, uint64_t seed)
 {
     char (*vocab)[TOKEN_BYTES] = malloc(V * TOKEN_BYTES);
+    struct choice *choices = malloc(V * sizeof *choices);
     numrnn_state *state = NULL;
     uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 1;
     for (int64_t v = 0; v < V; v++)
@@ -105,7 +138,7 @@ static int generate(numrnn_model *m, int64_t V, const char *prompt, long length,
         return die("generation failed");
     fputs(prompt, stdout);
     for (long i = 0; i < length; i++) {
-        int32_t next = sample(logits + (T - 1) * V, V, temperature, &rng);
+        int32_t next = sample(logits + (T - 1) * V, V, temperature, top_p, choices, &rng);
         fputs(vocab[next], stdout);
         fflush(stdout);
         T = 1;
@@ -117,6 +150,7 @@ static int generate(numrnn_model *m, int64_t V, const char *prompt, long length,
     free(logits);
     free(ids);
     free(vocab);
+    free(choices);
     return 0;
 }
 
@@ -150,7 +184,7 @@ int main(int argc, char **argv)
 {
     const char *device = "cpu", *prompt = NULL, *input = NULL;
     long length = 200;
-    double temperature = 0.8;
+    double temperature = 0.8, top_p = 1.0;
     uint64_t seed = 0;
     int64_t I, O, V;
     numrnn_model *m = NULL;
@@ -158,7 +192,7 @@ int main(int argc, char **argv)
 
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: numrnn-run MODEL [--device cpu|cuda] [--prompt TEXT] [--length N] "
-                        "[--temperature F] [--seed N] [--input FILE]\n");
+                        "[--temperature F] [--top-p P] [--seed N] [--input FILE]\n");
         return 2;
     }
     for (int i = 2; i < argc; i += 2) {
@@ -174,6 +208,8 @@ int main(int argc, char **argv)
             length = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--temperature"))
             temperature = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--top-p"))
+            top_p = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--seed"))
             seed = strtoull(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--input"))
@@ -183,8 +219,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (temperature <= 0 || length < 0) {
-        fprintf(stderr, "numrnn-run: --temperature must be > 0 and --length >= 0\n");
+    if (!(temperature >= 0) || !(top_p > 0 && top_p <= 1) || length < 0) {
+        fprintf(stderr, "numrnn-run: --temperature must be >= 0 (0 = greedy), --top-p in (0, 1] "
+                        "and --length >= 0\n");
         return 2;
     }
     if (numrnn_model_open(argv[1], device, &m))
@@ -192,7 +229,7 @@ int main(int argc, char **argv)
     if (numrnn_model_sizes(m, &I, &O, &V))
         return die("cannot read the model's sizes");
     if (V > 0) {
-        rc = generate(m, V, prompt, length, temperature, seed);
+        rc = generate(m, V, prompt, length, temperature, top_p, seed);
     } else {
         FILE *in = input ? fopen(input, "r") : stdin;
         if (!in) {

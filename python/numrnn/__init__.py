@@ -1,6 +1,6 @@
 """numrnn: RNN, LSTM and GRU with hand-written forward and BPTT in Numba, PyTorch's semantics and
 parameter names, and no autograd framework underneath."""
-from numrnn import losses, optim
+from numrnn import losses, onnx_export, optim
 from numrnn.cells import GRUCell, LSTMCell, RNNCell
 from numrnn.embedding import Embedding
 from numrnn.language_model import LanguageModel
@@ -10,4 +10,4 @@ from numrnn.serialize import WeightsFileError, load, save
 
 __version__ = "0.1.0"
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding", "LanguageModel",
-           "losses", "optim", "save", "load", "WeightsFileError"]
+           "losses", "optim", "onnx_export", "save", "load", "WeightsFileError"]

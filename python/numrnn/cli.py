@@ -1,9 +1,10 @@
-"""The `numrnn` command: train, generate, info. Parses and checks arguments, then calls the
-trainer (trainer.py), the sampler (generate.py) or reads a weights file. Bad input ends with a
-message naming the problem and exit code 2; a diverged run with 1; Ctrl-C during training saves a
-checkpoint and ends with 130."""
+"""The `numrnn` command: train, generate, info, export. Parses and checks arguments, then calls the
+trainer (trainer.py), the sampler (generate.py), the ONNX exporter (onnx_export.py) or reads a
+weights file. Bad input ends with a message naming the problem and exit code 2; a diverged run
+with 1; Ctrl-C during training saves a checkpoint and ends with 130."""
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import math
 import os
@@ -11,10 +12,10 @@ import sys
 
 from threadpoolctl import threadpool_limits
 
-from numrnn import data, serialize
+from numrnn import data, onnx_export, serialize
 from numrnn.checkpoint import read_config
 from numrnn.device import backend
-from numrnn.generate import sample
+from numrnn.generate import DEFAULT_TEMPERATURE, sample
 from numrnn.language_model import CELLS, LanguageModel
 from numrnn.module import check_device
 from numrnn.trainer import Diverged, TrainConfig, train
@@ -51,7 +52,8 @@ def _float(low, high=None, low_open=False):
 def _parser():
     p = argparse.ArgumentParser(prog="numrnn", description="Character language models with numrnn's "
                                 "RNN/LSTM/GRU: hand-written BPTT, no autograd.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,generate,info}")
+    p.add_argument("--version", action="version", version=f"numrnn {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,generate,info,export}")
     d = TrainConfig()
 
     t = sub.add_parser("train", help="train a character language model",
@@ -84,13 +86,24 @@ def _parser():
     g.add_argument("model")
     g.add_argument("--prompt", help="text to start from (default: a newline)")
     g.add_argument("--length", type=_int(0), default=500, help="characters to generate; default 500")
-    g.add_argument("--temperature", type=_float(0.0, low_open=True), default=0.8, help="default 0.8")
+    g.add_argument("--temperature", type=_float(0.0), default=DEFAULT_TEMPERATURE,
+                   help=f"0 = greedy (always the likeliest); default {DEFAULT_TEMPERATURE}")
     g.add_argument("--top-k", type=_int(0), default=0, help="sample among the k likeliest; 0 = all (default)")
+    g.add_argument("--top-p", type=_float(0.0, low_open=True), default=1.0,
+                   help="nucleus: sample among the fewest likeliest whose probability adds up to >= P; "
+                        "1 = all (default)")
     g.add_argument("--seed", type=_int(0), default=0, help="default 0")
     g.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
 
     i = sub.add_parser("info", help="describe a weights file")
     i.add_argument("model")
+
+    e = sub.add_parser("export", help="write a weights file as an ONNX model",
+                       description="Write a layer (RNN/LSTM/GRU) or a LanguageModel as an ONNX model made "
+                                   "of the standard RNN/LSTM/GRU operators. Needs the onnx package "
+                                   "(pip install 'numrnn[onnx]').")
+    e.add_argument("model")
+    e.add_argument("onnx", metavar="OUT.onnx")
     return p
 
 
@@ -149,17 +162,22 @@ def _load_lm(path, device):
     if not isinstance(model, LanguageModel) or "vocabulary" not in model.metadata:
         raise BadInput(f"{path} holds a {type(model).__name__}, not a character LanguageModel "
                        f"(train one with `numrnn train`)")
-    return model, data.Vocabulary.from_json(model.metadata["vocabulary"])
+    try:
+        return model, model.vocabulary
+    except ValueError as e:
+        raise BadInput(f"{path}: {e}") from None
 
 
 def _generate(args):
+    if args.top_p > 1:
+        raise BadInput(f"--top-p: must be a number > 0.0 and <= 1.0, got {args.top_p}")
     model, vocab = _load_lm(args.model, args.device)
     prompt = args.prompt if args.prompt is not None else ("\n" if "\n" in vocab.index else vocab.chars[0])
     if not prompt:
         raise BadInput("--prompt must hold at least one character")
     vocab.encode(prompt)    # a character outside the vocabulary fails here, before any output
     sys.stdout.write(prompt)
-    for ch in sample(model, vocab, prompt, args.length, args.temperature, args.top_k, args.seed):
+    for ch in sample(model, vocab, prompt, args.length, args.temperature, args.top_k, args.top_p, args.seed):
         sys.stdout.write(ch)
         sys.stdout.flush()
     sys.stdout.write("\n")
@@ -176,7 +194,8 @@ def _info(args):
         print(f"{k:<14}{v}")
     print(f"parameters    {n_params:,}")
     if "vocabulary" in meta:
-        print(f"vocabulary    {len(json.loads(meta['vocabulary']))} symbols")
+        chars = json.loads(meta["vocabulary"])
+        print(f"vocabulary    {len(chars)} symbols: " + " ".join(_printable(c) for c in chars))
     if "steps" in meta:
         print(f"steps         {meta['steps']}")
     if "val_ppl" in meta:
@@ -185,6 +204,44 @@ def _info(args):
         tc = json.loads(meta["training_config"])
         print("trained       " + " ".join(f"{k}={v}" for k, v in tc.items() if k != "fingerprint"))
     return 0
+
+
+def _printable(char):
+    """A vocabulary entry as one visible token: Python's escapes (\\n, \\t, \\x00, \\u200b) for
+    what does not print and for the backslash itself, so that \\n and \\ differ; a space shown as
+    ' ' so that it is not lost between the separators."""
+    if char == " ":
+        return "' '"
+    return char if char.isprintable() and char != "\\" else char.encode("unicode_escape").decode("ascii")
+
+
+def _export(args):
+    try:
+        onnx_export.check_onnx()
+    except ImportError as e:
+        raise BadInput(str(e)) from None
+    folder = os.path.dirname(os.path.abspath(args.onnx))
+    if os.path.isdir(args.onnx) or not os.path.isdir(folder):
+        raise BadInput(f"{args.onnx}: " + ("is a folder; name a file" if os.path.isdir(args.onnx)
+                                           else f"folder {folder} does not exist"))
+    if os.path.exists(args.onnx) and os.path.exists(args.model) and os.path.samefile(args.onnx, args.model):
+        raise BadInput(f"{args.onnx} is the model file itself; name another file for the ONNX model")
+    model = serialize.load(args.model)
+    try:
+        written = onnx_export.export(model, args.onnx)
+    except onnx_export.NotExportable as e:
+        raise BadInput(str(e)) from None
+    print(f"wrote {args.onnx}: {type(model).__name__}, {onnx_export.describe(written)}")
+    return 0
+
+
+def _version():
+    """The installed distribution's version; the source tree's when numrnn runs uninstalled."""
+    try:
+        return importlib.metadata.version("numrnn")
+    except importlib.metadata.PackageNotFoundError:
+        from numrnn import __version__
+        return __version__
 
 
 def blas_threads():
@@ -203,7 +260,7 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as e:       # argparse has printed its message; return the code for in-process callers
         return e.code
-    run = {"train": _train, "generate": _generate, "info": _info}[args.command]
+    run = {"train": _train, "generate": _generate, "info": _info, "export": _export}[args.command]
     try:
         with blas_threads():
             return run(args)

@@ -5,11 +5,17 @@ optimiser and clipping. params/grads/state_dict use the dotted names PyTorch giv
 submodules `embedding`, `rnn`, `head`, so the weights file rebuilds in PyTorch from its config.
 On device="cuda" all three blocks live on the GPU: NumPy tokens give NumPy logits, device tokens
 (what the trainer passes) keep everything, logits included, on the device.
+A model trained by `numrnn train` carries its vocabulary (metadata["vocabulary"], a JSON list of
+characters, index = token id): encode, decode and generate use it.
 """
+import json
+
 import numpy as np
 
 from numrnn.device import backend
+from numrnn.data import Vocabulary
 from numrnn.embedding import Embedding
+from numrnn.generate import DEFAULT_TEMPERATURE, sample
 from numrnn.linear import Linear
 from numrnn.module import check_device, check_dtype, check_positive_int
 from numrnn.recurrent import GRU, LSTM, RNN
@@ -157,6 +163,57 @@ class LanguageModel:
             logits = xp.to_host(logits)
             state = tuple(xp.to_host(s) for s in state) if isinstance(state, tuple) else xp.to_host(state)
         return logits, state
+
+    @property
+    def vocabulary(self):
+        """The saved vocabulary (numrnn.data.Vocabulary: .chars, index = token id). ValueError when
+        the model has none or it does not fit vocab_size."""
+        text = self.metadata.get("vocabulary")
+        if text is None:
+            raise ValueError("this LanguageModel has no vocabulary (models trained by `numrnn train` have one); "
+                             "set lm.metadata['vocabulary'] = json.dumps(chars), chars[i] being token i")
+        try:
+            chars = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"the LanguageModel's vocabulary metadata is damaged ({e})") from None
+        if not isinstance(chars, list) or len(chars) != self.vocab_size or not all(isinstance(c, str) for c in chars):
+            raise ValueError(f"the LanguageModel's vocabulary metadata is not a list of {self.vocab_size} strings")
+        return Vocabulary(chars)
+
+    def encode(self, text):
+        """Text -> token ids [len(text)] (int64). ValueError naming the characters the vocabulary lacks.
+
+        >>> lm = numrnn.load("model.safetensors")      # from `numrnn train --steps 500`
+        >>> lm.encode("def ")
+        array([69, 70, 71,  1])"""
+        return self.vocabulary.encode(text)
+
+    def decode(self, ids):
+        """Token ids -> text; ValueError for an id outside 0..vocab_size-1.
+
+        >>> lm.decode([69, 70, 71, 1])
+        'def '"""
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+            raise ValueError(f"decode: ids must be a 1-D sequence of integers, got shape {ids.shape}, dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"decode: token ids must be in 0..{self.vocab_size - 1}, got min {ids.min()}, max {ids.max()}")
+        return self.vocabulary.decode(ids.tolist())
+
+    def generate(self, prompt, length, temperature=DEFAULT_TEMPERATURE, top_k=0, top_p=1.0, seed=None):
+        """The `length` characters the model writes after `prompt` (returned without the prompt).
+        temperature 0 is greedy (argmax at every step); otherwise the next character is drawn from
+        softmax(logits / temperature), restricted to the top_k likeliest (0 = all) and then to the
+        nucleus: the smallest set of likeliest characters whose probability adds up to >= top_p
+        (1 = all). The same seed gives the same text. Puts the model in eval mode (no dropout).
+        `numrnn generate` runs the same sampler (numrnn.generate.sample).
+
+        >>> lm = numrnn.load("model.safetensors")      # from `numrnn train --steps 500`
+        >>> lm.generate("import ", 40, temperature=0)
+        'in the string the string the string the '
+        >>> lm.generate("def ", 40, top_p=0.9, seed=1)
+        'node = debug(self, exception(self, ther)'"""
+        return "".join(sample(self, self.vocabulary, prompt, length, temperature, top_k, top_p, seed))
 
     def backward(self, dlogits):
         """dlogits [T, B, V]: backward through head, rnn and embedding, in reverse order."""
