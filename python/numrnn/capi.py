@@ -6,7 +6,6 @@ runs it, and maps exceptions to NUMRNN_E_* codes with a message. Caller memory i
 numpy views of it: x and tokens are read in place, and the outputs are copied once, into y, after
 every check has passed. Not for use from Python programs: they call the blocks directly.
 """
-import json
 import math
 import threading
 import warnings
@@ -33,11 +32,9 @@ class DeviceError(RuntimeError):
 
 
 def vocabulary(lm):
-    """A LanguageModel's token texts, index = token id, from the "vocabulary" metadata that
-    `numrnn train` saves (a JSON list of characters, checked when the file was read:
-    file_check.check_vocabulary); None when the file has none."""
-    text = lm.metadata.get("vocabulary") if hasattr(lm, "metadata") else None
-    return None if text is None else json.loads(text)
+    """A LanguageModel's token texts, index = token id (LanguageModel.vocabulary, from the metadata
+    that `numrnn train` saves); None when the file has none."""
+    return lm.vocabulary.chars if "vocabulary" in lm.metadata else None
 
 
 def as_layer(block):
