@@ -318,8 +318,7 @@ def cuda_problem():
     try:
         out = cuda.device_array(1, np.int32)
         _probe_kernel()[1, 1](out)
-        if out.copy_to_host()[0] != 7:
-            return "reinstall the NVIDIA driver (a test kernel ran but wrote a wrong value)"
+        out.copy_to_host()            # waits for the kernel: a failed launch raises here
     except Exception as e:  # which piece failed is in the error's text
         text = " ".join(str(e).split()).lower()
         if any(k in text for k in ("nvvm", "nvrtc", "libdevice", "nvjitlink", "cuda toolkit")):
