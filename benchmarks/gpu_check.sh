@@ -6,7 +6,9 @@
 #   3. 200 steps of `numrnn train --device cuda` against the same 200 steps on the CPU,
 #   4. benchmarks/gpu.py against cuDNN (when the installed torch has CUDA),
 # and prints one summary. Each part has its own time limit, 460 s in all after the install. Exit code: 0 all ran and passed (skips allowed), 1 a part failed, 2 no usable GPU.
-# usage: bash benchmarks/gpu_check.sh   (VENV=path to use another environment; it is created if missing)
+# usage: bash benchmarks/gpu_check.sh
+#   VENV=path   another virtual environment (created and installed into if missing)
+#   PYTHON=path a Python that already has numrnn[test,cuda] (no install: for machines with no network)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,12 +22,17 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; t
 fi
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader | sed 's/^/gpu_check: GPU: /'
 
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "gpu_check: installing numrnn[test,cuda] into $VENV"
-    python3 -m venv "$VENV" && "$VENV/bin/python" -m pip install -q --upgrade pip \
-        && "$VENV/bin/python" -m pip install -q -e ".[test,cuda]" || { echo "gpu_check: install failed"; exit 1; }
+if [ -n "${PYTHON:-}" ]; then
+    PY=$PYTHON
+else
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "gpu_check: installing numrnn[test,cuda] into $VENV"
+        python3 -m venv "$VENV" && "$VENV/bin/python" -m pip install -q --upgrade pip \
+            && "$VENV/bin/python" -m pip install -q -e ".[test,cuda]" \
+            || { echo "gpu_check: the install failed (no network? then PYTHON=a Python that has numrnn[test,cuda])"; exit 1; }
+    fi
+    PY="$VENV/bin/python"
 fi
-PY="$VENV/bin/python"
 PROBLEM=$("$PY" -c "from numrnn.device import cuda_problem; print(cuda_problem() or '')")
 if [ -n "$PROBLEM" ]; then
     echo "gpu_check: device='cuda' cannot run: $PROBLEM"
@@ -60,7 +67,7 @@ fi
 # the README as the text: a validation split small enough that evaluating it takes no time
 TRAIN=(--data README.md --steps 200 --eval-every 50 --hidden-size 128 --seed 1)
 for device in cpu cuda; do
-    run "train-$device" 60 "$VENV/bin/numrnn" train "${TRAIN[@]}" --device "$device" \
+    run "train-$device" 60 "$PY" -m numrnn.cli train "${TRAIN[@]}" --device "$device" \
         --out "$OUT/$device.safetensors" --metrics "$OUT/$device.jsonl" || FAILED=1
 done
 if [ -s "$OUT/cpu.jsonl" ] && [ -s "$OUT/cuda.jsonl" ]; then
