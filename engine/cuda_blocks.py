@@ -17,6 +17,21 @@ from .cuda_steps import grid_1d
 
 
 # -- sums over the device, read back as one number -----------------------------------------------
+@cuda.jit(device=True, inline=True)
+def _block_reduce(part, tid, maximum):
+    """part [blockDim.x] float64 in shared memory, one value per thread (blockDim.x a power of two)
+    -> the sum (or the max) of them all, by a tree in a fixed order. Every thread of the block must
+    call it, and sync before writing part again."""
+    cuda.syncthreads()
+    step = cuda.blockDim.x // 2
+    while step > 0:
+        if tid < step:
+            part[tid] = max(part[tid], part[tid + step]) if maximum else part[tid] + part[tid + step]
+        cuda.syncthreads()
+        step //= 2
+    return part[0]
+
+
 @cuda.jit(cache=True, fastmath=FASTMATH)
 def _partial_sums(out, a, squares):
     """out [blocks] float64: block k's share of sum(a) (or sum(a * a)) over a [n]; a grid-stride
@@ -30,15 +45,9 @@ def _partial_sums(out, a, squares):
         acc += v * v if squares else v
         i += cuda.gridDim.x * cuda.blockDim.x
     part[tid] = acc
-    cuda.syncthreads()
-    step = cuda.blockDim.x // 2
-    while step > 0:
-        if tid < step:
-            part[tid] += part[tid + step]
-        cuda.syncthreads()
-        step //= 2
+    s = _block_reduce(part, tid, False)
     if tid == 0:
-        out[cuda.blockIdx.x] = part[0]
+        out[cuda.blockIdx.x] = s
 
 
 def _pow2_at_least(n):
@@ -151,34 +160,43 @@ def scatter_add_rows(dw, ids, de):
 # -- losses ----------------------------------------------------------------------------------------
 @cuda.jit(cache=True, fastmath=FASTMATH)
 def _cross_entropy_rows(dz, row_loss, z, targets, bad):
-    """One thread per row n of z [N, V]: row_loss [N] float64 = log sum exp(z[n]) - z[n, t],
-    dz [N, V] = (softmax(z[n]) - onehot(t)) / N, t = targets[n]; a target outside 0..V-1 sets
-    bad[0] and gives a zero row."""
-    n = cuda.grid(1)
+    """Block n owns row n of z [N, V], its threads every blockDim.x-th column:
+    row_loss [N] float64 = log sum exp(z[n]) - z[n, t], dz [N, V] = (softmax(z[n]) - onehot(t)) / N,
+    t = targets[n]; a target outside 0..V-1 sets bad[0] and gives a zero row. The row's max and
+    sum of exponentials are float64 trees in shared memory (a fixed order)."""
+    part = cuda.shared.array(THREADS, float64)
+    tid = cuda.threadIdx.x
+    threads = cuda.blockDim.x
+    n = cuda.blockIdx.x
     N, V = z.shape
-    if n >= N:
-        return
     t = targets[n]
-    if t < 0 or t >= V:
-        bad[0] = 1
-        row_loss[n] = 0.0
-        for j in range(V):
+    if t < 0 or t >= V:                # the same for every thread of the block
+        if tid == 0:
+            bad[0] = 1
+            row_loss[n] = 0.0
+        for j in range(tid, V, threads):
             dz[n, j] = 0.0
         return
-    top = z[n, 0]
-    for j in range(1, V):
-        top = max(top, z[n, j])
-    s = 0.0                            # float64: the row's sum of exponentials
-    for j in range(V):
+    top = -math.inf
+    for j in range(tid, V, threads):
+        top = max(top, float64(z[n, j]))
+    part[tid] = top
+    top = _block_reduce(part, tid, True)
+    cuda.syncthreads()                 # every thread has read the max before part is reused
+    s = 0.0
+    for j in range(tid, V, threads):
         e = math.exp(z[n, j] - top)    # softmax is shift-invariant; this keeps exp finite
         dz[n, j] = e
         s += e
-    row_loss[n] = math.log(s) - (z[n, t] - top)
-    for j in range(V):
-        dz[n, j] = dz[n, j] / s
-    dz[n, t] -= 1.0
-    for j in range(V):
-        dz[n, j] = dz[n, j] / N
+    part[tid] = s
+    s = _block_reduce(part, tid, False)
+    if tid == 0:
+        row_loss[n] = math.log(s) - (z[n, t] - top)
+    for j in range(tid, V, threads):
+        d = dz[n, j] / s
+        if j == t:
+            d -= 1.0
+        dz[n, j] = d / N
 
 
 def cross_entropy(z, targets):
@@ -188,8 +206,7 @@ def cross_entropy(z, targets):
     dz = cuda.device_array(z.shape, z.dtype)
     row_loss = cuda.device_array(N, np.float64)
     bad = cuda.to_device(np.zeros(1, np.int32))
-    blocks, threads = grid_1d(N)
-    _cross_entropy_rows[blocks, threads](dz, row_loss, z, targets, bad)
+    _cross_entropy_rows[N, min(THREADS, _pow2_at_least(z.shape[1]))](dz, row_loss, z, targets, bad)
     ok = not bad.copy_to_host()[0]
     return total(row_loss) / N, dz, ok
 

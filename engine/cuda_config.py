@@ -11,4 +11,11 @@ SIMULATOR = bool(config.ENABLE_CUDASIM)
 
 TILE = 4 if SIMULATOR else 16   # matrix-product tile edge: TILE x TILE threads per block
 THREADS = 16 if SIMULATOR else 256   # most threads (and blocks) of an elementwise, gate or sum kernel
+SUM_COLS = 4 if SIMULATOR else 32    # columns per block of a column sum (THREADS // SUM_COLS rows of threads)
 FASTMATH = False                # keep IEEE semantics so results match the CPU engine to rounding
+
+if not SIMULATOR:
+    # The engine launches small grids on purpose (one thread per (batch row, hidden unit) of a
+    # small batch); Numba's low-occupancy warning would print a line per launch to stderr.
+    from numba.cuda.core import config as _cuda_config
+    _cuda_config.CUDA_LOW_OCCUPANCY_WARNINGS = 0

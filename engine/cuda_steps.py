@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import cuda, from_dtype
 
-from .cuda_config import FASTMATH, THREADS, TILE
+from .cuda_config import FASTMATH, SIMULATOR, SUM_COLS, THREADS, TILE
 from .steps import time_at as _time_at
 
 time_at = _time_at.py_func   # the same rule as the CPU engine, called from the host loop
@@ -24,9 +24,16 @@ def grid_1d(n):
     return (n + threads - 1) // threads, threads
 
 
+# Compiled, a float32 constant keeps float32 arithmetic in float32 and promotes exactly in float64
+# kernels, where a Python float (1.0) would make every float32 expression it touches float64. The
+# simulator runs kernels as NumPy, where a float32 scalar would instead pull float64 math down to
+# float32 (NEP 50), so there it is a Python float.
+ONE = 1.0 if SIMULATOR else np.float32(1)
+
+
 @cuda.jit(device=True, inline=True, fastmath=FASTMATH)
 def sigmoid(v):
-    return 1.0 / (1.0 + math.exp(-v))
+    return ONE / (ONE + math.exp(-v))
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,20 +41,23 @@ def gemm_kernel(dtype, tile):
     """The tiled matrix product for one element type and tile edge (shared memory needs both
     at compile time)."""
     nbtype = from_dtype(np.dtype(dtype))
+    shape = (tile, tile + 1)   # a tuple made here is a compile-time constant in the kernel
 
     @cuda.jit(cache=True, fastmath=FASTMATH)
     def kernel(c, a, b, trans_a, trans_b, accumulate):
         """c [M, N] = (c if accumulate) + op(a) [M, K] @ op(b) [K, N], op = transpose when asked.
-        One thread per element of c; each block stages TILE x TILE tiles of op(a) and op(b) in
-        shared memory, loaded so that neighbouring threads read neighbouring addresses of the
-        stored (untransposed) array."""
-        a_tile = cuda.shared.array((tile, tile + 1), nbtype)   # [m, k]; +1 avoids bank conflicts
-        b_tile = cuda.shared.array((tile, tile + 1), nbtype)   # [k, n]
+        One thread per element of c; block k owns tile (k // tiles across N, k % tiles across N)
+        of c (a 1-D grid, so any M fits) and stages tile x tile tiles of op(a) and op(b) in shared
+        memory, loaded so that neighbouring threads read neighbouring addresses of the stored
+        (untransposed) array."""
+        a_tile = cuda.shared.array(shape, nbtype)   # [m, k]; the extra column avoids bank conflicts
+        b_tile = cuda.shared.array(shape, nbtype)   # [k, n]
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
-        m0 = cuda.blockIdx.y * tile
-        n0 = cuda.blockIdx.x * tile
         M, N = c.shape
+        tiles_n = (N + tile - 1) // tile
+        m0 = (cuda.blockIdx.x // tiles_n) * tile
+        n0 = (cuda.blockIdx.x % tiles_n) * tile
         K = a.shape[0] if trans_a else a.shape[1]
         zero = nbtype(0)
         acc = zero
@@ -87,8 +97,8 @@ def gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False, tile=TILE):
         and (b.shape[0] if trans_b else b.shape[1]) == N, "gemm: shapes do not fit"
     if M == 0 or N == 0:
         return
-    grid = ((N + tile - 1) // tile, (M + tile - 1) // tile)
-    gemm_kernel(c.dtype, tile)[grid, (tile, tile)](c, a, b, trans_a, trans_b, accumulate)
+    blocks = ((M + tile - 1) // tile) * ((N + tile - 1) // tile)
+    gemm_kernel(c.dtype, tile)[blocks, (tile, tile)](c, a, b, trans_a, trans_b, accumulate)
 
 
 @cuda.jit(cache=True, fastmath=FASTMATH)
@@ -115,22 +125,46 @@ def update_rows(dst, src, lengths, t, valid=True, add=False):
     _update_rows[blocks, threads](dst, src, lengths, t, valid, add)
 
 
-@cuda.jit(cache=True, fastmath=FASTMATH)
-def _col_sums(out, a):
-    """out [N] += sum over rows of a [M, N]; one thread per column, so reads are coalesced."""
-    n = cuda.grid(1)
-    M, N = a.shape
-    if n >= N:
-        return
-    acc = 0.0
-    for m in range(M):
-        acc += a[m, n]
-    out[n] += acc
+@functools.lru_cache(maxsize=None)
+def col_sums_kernel(dtype):
+    """The column sum for one element type (its shared memory and its zero are of that type)."""
+    nbtype = from_dtype(np.dtype(dtype))
+    zero = np.dtype(dtype).type(0)
+    shape = (THREADS // SUM_COLS, SUM_COLS)
+
+    @cuda.jit(cache=True, fastmath=FASTMATH)
+    def kernel(out, a):
+        """out [N] += sum over rows of a [M, N]. A block owns SUM_COLS neighbouring columns
+        (threads along x read neighbouring addresses); each row of threads (y) sums every
+        blockDim.y-th row, then a tree in shared memory adds those partial sums in a fixed order."""
+        part = cuda.shared.array(shape, nbtype)   # [rows of threads, columns]
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        M, N = a.shape
+        n = cuda.blockIdx.x * cuda.blockDim.x + tx
+        acc = zero
+        if n < N:
+            for m in range(ty, M, cuda.blockDim.y):
+                acc += a[m, n]
+        part[ty, tx] = acc
+        cuda.syncthreads()
+        step = cuda.blockDim.y // 2
+        while step > 0:
+            if ty < step:
+                part[ty, tx] += part[ty + step, tx]
+            cuda.syncthreads()
+            step //= 2
+        if ty == 0 and n < N:
+            out[n] += part[0, tx]
+
+    return kernel
 
 
 def col_sums(out, a):
-    blocks, threads = grid_1d(a.shape[1])
-    _col_sums[blocks, threads](out, a)
+    """out [N] += sum over the rows of a [M, N], on the device."""
+    N = a.shape[1]
+    if N:
+        col_sums_kernel(a.dtype)[(N + SUM_COLS - 1) // SUM_COLS, (SUM_COLS, THREADS // SUM_COLS)](out, a)
 
 
 def copy_of(a):

@@ -29,5 +29,40 @@ def test_cuda_without_gpu_is_a_clear_error():
     from numrnn.device import cuda_problem
     if cuda_problem() is None:
         pytest.skip("a usable GPU (or the simulator) is present")
-    with pytest.raises(RuntimeError, match="device='cuda'.*(numba-cuda|NUMBA_ENABLE_CUDASIM)"):
+    with pytest.raises(RuntimeError, match=r"^device='cuda': (pip install|needs an NVIDIA GPU).*; or use device='cpu'$") as e:
         numrnn.LSTM(2, 3, device="cuda")
+    assert len(str(e.value)) < 200 and ".." not in str(e.value), str(e.value)   # one short line
+
+
+def test_cuda_without_gpu_exits_2_from_the_cli(capsys):
+    from numrnn.cli import main
+    from numrnn.device import cuda_problem
+    if cuda_problem() is None:
+        pytest.skip("a usable GPU (or the simulator) is present")
+    assert main(["generate", "model.safetensors", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "device='cuda': " in err and "SIM" not in err, err
+
+
+@needs_numba_cuda
+@pytest.mark.parametrize("error,start", [
+    ("libNVVM cannot be found. Do `conda install cudatoolkit`", "pip install 'numrnn[cuda]' (the CUDA compiler is missing"),
+    ("CUDA_ERROR_UNSUPPORTED_PTX_VERSION: the provided PTX was compiled with an unsupported toolchain",
+     "update the NVIDIA driver to >= 525.60.13"),
+    ("out of memory", "a test kernel did not run: out of memory"),
+])
+def test_a_failing_test_kernel_names_the_fix_first(monkeypatch, error, start):
+    from numba import cuda
+
+    from numrnn import device
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(error)
+    monkeypatch.setattr(cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cuda, "device_array", fail)
+    device.cuda_problem.cache_clear()
+    try:
+        problem = device.cuda_problem()
+    finally:
+        device.cuda_problem.cache_clear()
+    assert problem.startswith(start) and len(problem) < 200, problem

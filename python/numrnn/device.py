@@ -6,7 +6,7 @@ CUDA: Numba device arrays and the @cuda.jit kernels of numrnn.engine.cuda_*; hos
 a CUDA layer are copied in, device arrays (anything with __cuda_array_interface__) are used where
 they lie. Nothing here validates shapes; the layers do that first.
 """
-import os
+import functools
 import types
 
 import numpy as np
@@ -129,6 +129,13 @@ class CPU:
         np.add.at(dw, ids, de)
 
 
+def _without_autograd(a):
+    """A PyTorch CUDA tensor detached from autograd (same memory): one that requires grad raises
+    RuntimeError, not AttributeError, from __cuda_array_interface__, so hasattr would raise too.
+    Anything else is returned as it is."""
+    return a.detach() if getattr(a, "is_cuda", False) is True and hasattr(a, "detach") else a
+
+
 class CUDA:
     name = "cuda"
 
@@ -153,16 +160,18 @@ class CUDA:
     def is_device_array(a):
         # Numba's device arrays (real or simulated) have copy_to_host; other GPU arrays (CuPy,
         # torch.cuda) announce themselves with __cuda_array_interface__.
+        a = _without_autograd(a)
         return hasattr(a, "copy_to_host") or hasattr(a, "__cuda_array_interface__")
 
     @staticmethod
     def asarray(a):
         """A Numba device array for device input (no copy), a numpy array for host input."""
-        if hasattr(a, "copy_to_host"):
-            return a
-        if hasattr(a, "__cuda_array_interface__"):
+        view = _without_autograd(a)
+        if hasattr(view, "copy_to_host"):
+            return view
+        if hasattr(view, "__cuda_array_interface__"):
             from numba import cuda
-            return cuda.as_cuda_array(a)
+            return cuda.as_cuda_array(view)
         return as_numpy(a)
 
     @staticmethod
@@ -284,27 +293,55 @@ class CUDA:
         scatter_add_rows(dw, ids, de)
 
 
+# The `cuda` extra's CUDA 12 wheels need this driver (CUDA 12.x minor version compatibility).
+MIN_DRIVER = "525.60.13"
+
+
+@functools.lru_cache(maxsize=None)
 def cuda_problem():
-    """Why device='cuda' cannot run here and how to fix it, or None when it can."""
+    """Why device='cuda' cannot run here, fix first, in one short line; None when it can. Compiles
+    and launches a one-thread kernel once, so a missing compiler (NVVM, NVRTC) or a driver too old
+    for the compiled code shows here, not at a layer's first forward."""
     try:
         import numba_cuda  # noqa: F401  (the maintained CUDA target; numba's built-in one is deprecated)
     except ImportError:
-        return ("the numba-cuda package is not installed. Install it with `pip install 'numrnn[cuda]'` "
-                "(or `pip install numba-cuda`)")
+        return "pip install 'numrnn[cuda]' (numba-cuda is not installed)"
     from numba import cuda
-    if cuda.is_available():
-        return None
+    if not cuda.is_available():
+        try:
+            from numba.cuda.cudadrv.driver import driver
+            driver.get_device_count()
+            reason = "no CUDA GPU found"
+        except Exception as e:  # the driver's own words say what is missing (library, device)
+            reason = _first_sentence(e)
+        return f"needs an NVIDIA GPU and driver >= {MIN_DRIVER} ({reason})"
     try:
-        from numba.cuda.cudadrv.driver import driver
-        driver.get_device_count()
-        reason = "no CUDA GPU was found"
-    except Exception as e:  # the driver's own words say what is missing (library, device, version)
-        reason = " ".join(str(e).split()).rstrip(":")
-    hint = ("" if "NUMBA_ENABLE_CUDASIM" not in os.environ else
-            " (NUMBA_ENABLE_CUDASIM is set, but only takes effect if set before numba.cuda is first imported)")
-    return (f"no usable CUDA GPU: {reason}. Install an NVIDIA GPU driver on a machine with a GPU, or set "
-            f"NUMBA_ENABLE_CUDASIM=1 before starting Python to run on Numba's CUDA simulator "
-            f"(slow; for testing){hint}")
+        out = cuda.device_array(1, np.int32)
+        _probe_kernel()[1, 1](out)
+        out.copy_to_host()            # waits for the kernel: a failed launch raises here
+    except Exception as e:  # which piece failed is in the error's text
+        text = " ".join(str(e).split()).lower()
+        if any(k in text for k in ("nvvm", "nvrtc", "libdevice", "nvjitlink", "cuda toolkit")):
+            return f"pip install 'numrnn[cuda]' (the CUDA compiler is missing: {_first_sentence(e)})"
+        if any(k in text for k in ("ptx", "insufficient", "unsupported toolchain")):
+            return f"update the NVIDIA driver to >= {MIN_DRIVER} (a compiled kernel did not load: {_first_sentence(e)})"
+        return f"a test kernel did not run: {_first_sentence(e)}"
+    return None
+
+
+def _probe_kernel():
+    from numba import cuda
+
+    @cuda.jit
+    def probe(out):
+        out[0] = 7
+    return probe
+
+
+def _first_sentence(e, limit=100):
+    text = " ".join(str(e).split()).strip(" :.") or type(e).__name__
+    text = text.split(". ")[0]
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def backend(device):

@@ -103,6 +103,22 @@ def test_losses_equal_cpu(dtype):
     assert abs(loss - loss_ref) < TOL[dtype] * loss_ref and rel(dp.copy_to_host(), dp_ref) < TOL[dtype]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_sums_and_cross_entropy_rows_span_blocks_and_strides(dtype):
+    # under the simulator a column-sum block is 4 columns x 4 rows of threads and a cross-entropy
+    # block 16 threads: 37 x 11 takes 3 blocks and 10 rows per thread, V = 40 three columns a thread
+    from numrnn.engine.cuda_steps import col_sums
+    rng = np.random.default_rng(9)
+    a, out0 = rng.standard_normal((37, 11)).astype(dtype), rng.standard_normal(11).astype(dtype)
+    out = cuda.to_device(out0)
+    col_sums(out, cuda.to_device(a))
+    assert rel(out.copy_to_host(), out0 + a.sum(axis=0)) < TOL[dtype]
+    z, t = (3 * rng.standard_normal((5, 40))).astype(dtype), rng.integers(0, 40, 5)
+    loss_ref, dz_ref = numrnn.losses.cross_entropy(z, t)
+    loss, dz = numrnn.losses.cross_entropy(cuda.to_device(z), cuda.to_device(t))
+    assert abs(loss - loss_ref) < TOL[dtype] * abs(loss_ref) and rel(dz.copy_to_host(), dz_ref) < TOL[dtype]
+
+
 def test_cross_entropy_refuses_targets_outside_the_vocabulary_on_the_device():
     z = cuda.to_device(np.zeros((3, 4)) + np.arange(4))
     with pytest.raises(ValueError, match=r"targets must be in 0\.\.3"):

@@ -93,3 +93,47 @@ def test_device_in_device_out_and_state_dict(tmp_path):
     back = numrnn.load(path, device="cuda")
     for k, v in m.state_dict().items():
         assert np.array_equal(back.state_dict()[k], v)
+
+
+class FakeTorchCudaTensor:
+    """The two ways a PyTorch CUDA tensor answers: is_cuda, and __cuda_array_interface__ raising
+    RuntimeError (not AttributeError) while it requires grad, as torch does; detach() gives `inner`."""
+    is_cuda = True
+
+    def __init__(self, inner, requires_grad):
+        self.inner, self.requires_grad = inner, requires_grad
+
+    @property
+    def __cuda_array_interface__(self):
+        if self.requires_grad:
+            raise RuntimeError("Can't get __cuda_array_interface__ on Variable that requires grad.")
+        return self.inner.__cuda_array_interface__
+
+    def detach(self):
+        return self.inner
+
+
+class FakeCupyArray:
+    __cuda_array_interface__ = {"shape": (2,), "typestr": "<f8", "data": (0, False), "version": 3}
+
+
+def test_gpu_arrays_from_other_libraries_count_as_device_arrays():
+    import torch
+    from numrnn.device import CUDA
+    assert CUDA.is_device_array(FakeCupyArray())
+    assert CUDA.is_device_array(FakeTorchCudaTensor(FakeCupyArray(), requires_grad=True))
+    assert CUDA.is_device_array(FakeTorchCudaTensor(FakeCupyArray(), requires_grad=False))
+    cpu_tensor = torch.ones(2, 3, requires_grad=True)     # a CPU tensor is host input, grad or not
+    assert not CUDA.is_device_array(cpu_tensor)
+    assert np.array_equal(CUDA.asarray(cpu_tensor), np.ones((2, 3), np.float32))
+
+
+
+def test_layer_takes_a_torch_cuda_tensor_that_requires_grad():
+    from numba import cuda
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2, 2))
+    ref, _ = numrnn.GRU(2, 3, dtype=np.float64, seed=1)(x)
+    out, _ = numrnn.GRU(2, 3, dtype=np.float64, seed=1, device="cuda")(
+        FakeTorchCudaTensor(cuda.to_device(x), requires_grad=True))
+    assert hasattr(out, "copy_to_host") and rel(out.copy_to_host(), ref) < 1e-12
