@@ -63,7 +63,8 @@ class Model:
         if language_model is not None and isinstance(block, language_model):
             rnn = block.rnn
             self.tokens, self.vocab = True, vocabulary(block)
-            self.input_size, self.output_size, self.vocab_size = 0, block.vocab_size, block.vocab_size
+            # a Tagger is a LanguageModel whose head scores labels: O = num_labels, V = its words
+            self.input_size, self.output_size, self.vocab_size = 0, block.head.out_features, block.vocab_size
             self.batch_first = False
         elif isinstance(block, Recurrent):
             block = self.block = as_layer(block).eval()
@@ -74,7 +75,7 @@ class Model:
             self.batch_first = block.batch_first
         else:
             raise WeightsFileError(f"the file holds a {type(block).__name__}; the C interface runs "
-                                   f"RNN, LSTM and GRU layers and cells, and LanguageModels")
+                                   f"RNN, LSTM and GRU layers and cells, LanguageModels and Taggers")
         self.bidirectional = rnn.bidirectional
 
 
@@ -109,7 +110,7 @@ def run(model, state, inputs, y_len):
     writes them out, then stores `final` in the state, so a failed call changes nothing."""
     T, B = inputs.shape[:2]
     if model.tokens != (inputs.ndim == 2):
-        raise ArgError("this model is a LanguageModel: it takes token ids, call numrnn_forward_tokens"
+        raise ArgError(f"this model is a {type(model.block).__name__}: it takes token ids, call numrnn_forward_tokens"
                        if model.tokens else
                        "this model is a layer: it takes features, call numrnn_forward")
     need = T * B * model.output_size
