@@ -73,6 +73,8 @@ def test_builtin_character_task(tmp_path, capsys):
     lines = printed.out.splitlines()
     assert [json.loads(line.split("\t")[0]) for line in lines if line] == list(source.read_text())
     assert printed.err.startswith("accuracy ") and "entities:" in printed.err
+    source.write_text("")
+    one_line_error(capsys, ["tag", str(out), "--input", str(source)], "is empty: nothing to label")
 
 
 def one_line_error(capsys, argv, fragment):
@@ -105,6 +107,7 @@ def test_bad_files_end_with_one_line_and_exit_2(tmp_path, capsys):
     lm = tmp_path / "lm.safetensors"
     numrnn.save(numrnn.LanguageModel(5, 2, hidden_size=3), lm)
     one_line_error(capsys, ["tag", str(lm)], "holds a LanguageModel")
+    one_line_error(capsys, ["generate", str(out)], "holds a Tagger, not a character LanguageModel")
     one_line_error(capsys, ["tag-train", "--resume", str(lm)], "not a checkpoint written by `numrnn tag-train`")
     damaged = tmp_path / "damaged.safetensors"
     damaged.write_bytes(out.read_bytes()[:200])

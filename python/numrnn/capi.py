@@ -59,11 +59,11 @@ class Model:
     def __init__(self, block):
         self.block = block.eval()
         self.lock = threading.Lock()
-        language_model = getattr(numrnn, "LanguageModel", None)
-        if language_model is not None and isinstance(block, language_model):
+        token_models = tuple(getattr(numrnn, name) for name in ("LanguageModel", "Tagger") if hasattr(numrnn, name))
+        if isinstance(block, token_models):
             rnn = block.rnn
             self.tokens, self.vocab = True, vocabulary(block)
-            # a Tagger is a LanguageModel whose head scores labels: O = num_labels, V = its words
+            # a Tagger's head scores labels: O = num_labels, V = its words
             self.input_size, self.output_size, self.vocab_size = 0, block.head.out_features, block.vocab_size
             self.batch_first = False
         elif isinstance(block, Recurrent):

@@ -277,6 +277,8 @@ def _tag(args):
         raise BadInput(f"--input: no such file: {args.input}")
     if kind == "characters":
         text = _read_input(args.input)
+        if not text:
+            raise BadInput(f"{source} is empty: nothing to label")
         sentences = conll.text_sentences(text, conll.character_labels(text, strict=False))
         show = json.dumps
     else:

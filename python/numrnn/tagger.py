@@ -2,10 +2,12 @@
 label score vector per step; no autograd. Sequence labelling (entities, parts of speech, the
 classes of a program's characters), where a bidirectional layer sees both sides of each token.
 
-A composite block like LanguageModel (same submodule names `embedding`, `rnn`, `head`, so the
-weights file rebuilds in PyTorch), but its head reads every step of both directions and a batch
-of sentences of different lengths goes through `lengths`: the layer stops each sequence at its
-length, and masked_cross_entropy (losses.py) gives its padded steps no loss and no gradient.
+A composite block built like LanguageModel (same submodule names `embedding`, `rnn`, `head`, so
+the weights file rebuilds in PyTorch) and borrowing its methods that only walk the three blocks
+(as GRU borrows RNN's), but not a language model: its head reads every step of both directions,
+and a batch of sentences of different lengths goes through `lengths`: the layer stops each
+sequence at its length, and masked_cross_entropy (losses.py) gives its padded steps no loss and
+no gradient.
 Not here: reading CoNLL files and scoring (conll.py), the training loop (tag_trainer.py).
 """
 import numpy as np
@@ -19,7 +21,7 @@ from numrnn.serialize import register
 
 
 @register
-class Tagger(LanguageModel):
+class Tagger:
     """scores, state = tagger(tokens [T, B] ints, state=None, lengths=None) -> scores [T, B, num_labels];
     tagger.backward(dscores) adds into every block's grads. Steps past a sequence's length get the
     head's bias as scores (their RNN output is zero) and must be left out of the loss."""
@@ -50,6 +52,21 @@ class Tagger(LanguageModel):
         for prefix, block in self.named_blocks():
             self.params.update({f"{prefix}.{k}": v for k, v in block.params.items()})
             self.grads.update({f"{prefix}.{k}": v for k, v in block.grads.items()})
+
+    named_blocks = LanguageModel.named_blocks
+    blocks = LanguageModel.blocks
+    hidden_size = LanguageModel.hidden_size
+    num_layers = LanguageModel.num_layers
+    dropout = LanguageModel.dropout
+    proj_size = LanguageModel.proj_size
+    training = LanguageModel.training
+    num_parameters = LanguageModel.num_parameters
+    train = LanguageModel.train
+    eval = LanguageModel.eval
+    zero_grad = LanguageModel.zero_grad
+    state_dict = LanguageModel.state_dict
+    load_state_dict = LanguageModel.load_state_dict
+    backward = LanguageModel.backward
 
     @property
     def bidirectional(self):
