@@ -1,7 +1,8 @@
 /* numrnn.h: the C interface of numrnn. Include this one header, link libnumrnn.so, and run
  * inference on any file numrnn.save wrote: an RNN/LSTM/GRU layer or cell (features in, features
- * out; a cell runs over whole sequences, as the one-layer layer it is a step of) or a
- * LanguageModel (token ids in, logits out). It is not a training interface.
+ * out; a cell runs over whole sequences, as the one-layer layer it is a step of), a
+ * LanguageModel (token ids in, logits out) or a Tagger (token ids in, label scores per step out;
+ * `numrnn tag-train`). It is not a training interface.
  *
  * The library embeds the Python interpreter it was built with (CMake's Python3_EXECUTABLE) and
  * finds that interpreter's home and site-packages by itself; a host needs no environment
@@ -17,7 +18,7 @@
  * Glossary (the same letters as the Python package):
  *   T  seq_len: time steps in this call          B  batch: sequences side by side
  *   I  input_size: features per step (layer)     O  output_size: features (or logits) per step
- *   V  vocab_size: token ids 0..V-1 (LanguageModel)
+ *   V  vocab_size: token ids 0..V-1 (LanguageModel, Tagger)
  * Arrays are dense, time-major and row-major: x[t][b][i] is x[(t * B + b) * I + i]; the rightmost
  * dimension changes fastest. All floats are float32 whatever the model's own dtype.
  * Layers with bidirectional=True give O = 2 * hidden (2 * proj_size), forward half first, like
@@ -84,9 +85,10 @@ NUMRNN_API int numrnn_model_open(const char *path, const char *device, numrnn_mo
 NUMRNN_API void numrnn_model_close(numrnn_model *model);
 
 /* Sizes of a model; each out pointer may be NULL when that size is not wanted.
- *   input_size   out: I, features per step; 0 for a LanguageModel (it takes token ids)
- *   output_size  out: O, floats per step and sequence in y (V for a LanguageModel)
- *   vocab_size   out: V for a LanguageModel; 0 for a layer (it takes features) */
+ *   input_size   out: I, features per step; 0 for a LanguageModel or Tagger (they take token ids)
+ *   output_size  out: O, floats per step and sequence in y (V for a LanguageModel, the number of
+ *                labels for a Tagger)
+ *   vocab_size   out: V for a LanguageModel or Tagger; 0 for a layer (it takes features) */
 NUMRNN_API int numrnn_model_sizes(const numrnn_model *model, int64_t *input_size,
                                   int64_t *output_size, int64_t *vocab_size);
 
@@ -115,19 +117,20 @@ NUMRNN_API void numrnn_state_free(numrnn_state *state);
 NUMRNN_API int numrnn_forward(numrnn_model *model, numrnn_state *state, const float *x,
                               int64_t seq_len, int64_t batch, float *y, int64_t y_len);
 
-/* Run a LanguageModel over token ids.
- *   model    a LanguageModel (vocab_size V > 0)
+/* Run a LanguageModel or a Tagger over token ids.
+ *   model    a LanguageModel or Tagger (vocab_size V > 0)
  *   state    as for numrnn_forward
  *   tokens   [T][B] token ids in 0..V-1 (read only)
  *   seq_len  T >= 1
  *   batch    B >= 1
- *   y        [T][B][V] out: logits (unnormalised log-probabilities of the next token)
- *   y_len    floats available at y, at least T * B * V, as for numrnn_forward */
+ *   y        [T][B][O] out: logits (unnormalised log-probabilities of the next token, O = V), or
+ *            a Tagger's label scores (O labels; the best is the step's label)
+ *   y_len    floats available at y, at least T * B * O, as for numrnn_forward */
 NUMRNN_API int numrnn_forward_tokens(numrnn_model *model, numrnn_state *state,
                                      const int32_t *tokens, int64_t seq_len, int64_t batch,
                                      float *y, int64_t y_len);
 
-/* The text of one token of a LanguageModel's vocabulary (for a character model, one character),
+/* The text of one token of a LanguageModel's or Tagger's vocabulary (for a character model, one character),
  * so that a host can turn text into token ids and back.
  *   token     id in 0..V-1
  *   text      out: the token's UTF-8 bytes and a terminating NUL

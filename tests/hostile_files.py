@@ -23,9 +23,11 @@ I, H = 3, 4
 
 def blocks():
     """name -> a block of every kind numrnn saves (layers with each option, cells, Linear,
-    Embedding, LanguageModel)."""
+    Embedding, LanguageModel, Tagger)."""
     lm = numrnn.LanguageModel(6, 3, cell="lstm", hidden_size=H, num_layers=2, proj_size=2, seed=7)
     lm.metadata["vocabulary"] = json.dumps(list("abcdef"))
+    tagger = numrnn.Tagger(5, 3, embedding_dim=2, hidden_size=H, num_layers=2, seed=11)
+    tagger.metadata.update(vocabulary=json.dumps(list("<vwxy")), labels=json.dumps(["B-X", "I-X", "O"]))
     return {
         "rnn": numrnn.RNN(I, H, num_layers=2, nonlinearity="relu", seed=1),
         "gru_bi": numrnn.GRU(I, H, bidirectional=True, bias=False, seed=2),
@@ -37,6 +39,7 @@ def blocks():
         "linear": numrnn.Linear(I, H, seed=8),
         "embedding": numrnn.Embedding(5, I, seed=9),
         "lm": lm,
+        "tagger": tagger,
     }
 
 

@@ -7,7 +7,8 @@ from numrnn.language_model import LanguageModel
 from numrnn.linear import Linear
 from numrnn.recurrent import GRU, LSTM, RNN
 from numrnn.serialize import WeightsFileError, load, save
+from numrnn.tagger import Tagger
 
 __version__ = "0.1.0"
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Linear", "Embedding", "LanguageModel",
-           "losses", "optim", "onnx_export", "save", "load", "WeightsFileError"]
+           "Tagger", "losses", "optim", "onnx_export", "save", "load", "WeightsFileError"]

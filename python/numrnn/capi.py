@@ -7,6 +7,7 @@ numpy views of it: x and tokens are read in place, and the outputs are copied on
 every check has passed. Not for use from Python programs: they call the blocks directly.
 """
 import math
+import json
 import threading
 import warnings
 
@@ -31,10 +32,12 @@ class DeviceError(RuntimeError):
     """NUMRNN_E_DEVICE."""
 
 
-def vocabulary(lm):
-    """A LanguageModel's token texts, index = token id (LanguageModel.vocabulary, from the metadata
-    that `numrnn train` saves); None when the file has none."""
-    return lm.vocabulary.chars if "vocabulary" in lm.metadata else None
+def vocabulary(model):
+    """A LanguageModel's or Tagger's token texts, index = token id, from the "vocabulary" metadata
+    (a JSON list of strings, checked when the file was read: file_check.check_vocabulary); None
+    when the file has none."""
+    text = model.metadata.get("vocabulary")
+    return None if text is None else json.loads(text)
 
 
 def as_layer(block):
@@ -56,11 +59,12 @@ class Model:
     def __init__(self, block):
         self.block = block.eval()
         self.lock = threading.Lock()
-        language_model = getattr(numrnn, "LanguageModel", None)
-        if language_model is not None and isinstance(block, language_model):
+        token_models = tuple(getattr(numrnn, name) for name in ("LanguageModel", "Tagger") if hasattr(numrnn, name))
+        if isinstance(block, token_models):
             rnn = block.rnn
             self.tokens, self.vocab = True, vocabulary(block)
-            self.input_size, self.output_size, self.vocab_size = 0, block.vocab_size, block.vocab_size
+            # a Tagger's head scores labels: O = num_labels, V = its words
+            self.input_size, self.output_size, self.vocab_size = 0, block.head.out_features, block.vocab_size
             self.batch_first = False
         elif isinstance(block, Recurrent):
             block = self.block = as_layer(block).eval()
@@ -71,7 +75,7 @@ class Model:
             self.batch_first = block.batch_first
         else:
             raise WeightsFileError(f"the file holds a {type(block).__name__}; the C interface runs "
-                                   f"RNN, LSTM and GRU layers and cells, and LanguageModels")
+                                   f"RNN, LSTM and GRU layers and cells, LanguageModels and Taggers")
         self.bidirectional = rnn.bidirectional
 
 
@@ -106,7 +110,7 @@ def run(model, state, inputs, y_len):
     writes them out, then stores `final` in the state, so a failed call changes nothing."""
     T, B = inputs.shape[:2]
     if model.tokens != (inputs.ndim == 2):
-        raise ArgError("this model is a LanguageModel: it takes token ids, call numrnn_forward_tokens"
+        raise ArgError(f"this model is a {type(model.block).__name__}: it takes token ids, call numrnn_forward_tokens"
                        if model.tokens else
                        "this model is a layer: it takes features, call numrnn_forward")
     need = T * B * model.output_size

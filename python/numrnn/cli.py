@@ -1,7 +1,8 @@
-"""The `numrnn` command: train, generate, info, export. Parses and checks arguments, then calls the
-trainer (trainer.py), the sampler (generate.py), the ONNX exporter (onnx_export.py) or reads a
-weights file. Bad input ends with a message naming the problem and exit code 2; a diverged run
-with 1; Ctrl-C during training saves a checkpoint and ends with 130."""
+"""The `numrnn` command: train, generate, info, export, tag-train, tag. Parses and checks arguments,
+then calls the trainer (trainer.py), the sampler (generate.py), the ONNX exporter (onnx_export.py),
+the tagger's trainer (tag_trainer.py) or reads a weights file. Bad input ends with a message naming
+the problem and exit code 2; a diverged run with 1; Ctrl-C during training saves a checkpoint and
+ends with 130."""
 import argparse
 import contextlib
 import importlib.metadata
@@ -12,7 +13,7 @@ import sys
 
 from threadpoolctl import threadpool_limits
 
-from numrnn import data, onnx_export, serialize
+from numrnn import conll, data, onnx_export, serialize
 from numrnn.checkpoint import read_config
 from numrnn.device import backend
 from numrnn.generate import DEFAULT_TEMPERATURE, sample
@@ -53,7 +54,7 @@ def _parser():
     p = argparse.ArgumentParser(prog="numrnn", description="Character language models with numrnn's "
                                 "RNN/LSTM/GRU: hand-written BPTT, no autograd.")
     p.add_argument("--version", action="version", version=f"numrnn {_version()}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,generate,info,export}")
+    sub = p.add_subparsers(dest="command", required=True)
     d = TrainConfig()
 
     t = sub.add_parser("train", help="train a character language model",
@@ -104,7 +105,52 @@ def _parser():
                                    "(pip install 'numrnn[onnx]').")
     e.add_argument("model")
     e.add_argument("onnx", metavar="OUT.onnx")
+
+    _tag_parsers(sub)
+    sub.metavar = "{" + ",".join(sub.choices) + "}"
     return p
+
+
+def _tag_parsers(sub):
+    """tag-train and tag: sequence labelling (tag_trainer.py, conll.py)."""
+    from numrnn.tag_trainer import TagConfig
+    d = TagConfig()
+    t = sub.add_parser("tag-train", help="train a sequence tagger (CoNLL file or the built-in corpus)",
+                       description="Train a tagger: embedding, RNN/LSTM/GRU (bidirectional by default), a "
+                                   "label per token. With no --data: the Python standard library's sources, "
+                                   "each character labelled with the class of its Python token.")
+    # defaults are None so that a resumed run can tell a flag given on purpose from a default
+    t.add_argument("--data", help="CoNLL file: a token per line, its label in the last column, a blank "
+                                  "line between sentences (default: the built-in corpus)")
+    t.add_argument("--dev", help="labelled CoNLL file to evaluate on (default: the last 10%% of --data)")
+    t.add_argument("--min-count", type=_int(1), help=f"words seen fewer times become {conll.UNK}; "
+                                                      f"default {d.min_count}")
+    t.add_argument("--cell", choices=sorted(CELLS), help=f"default {d.cell}")
+    t.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, help="default --bidirectional")
+    t.add_argument("--hidden-size", type=_int(1), help=f"default {d.hidden_size}")
+    t.add_argument("--num-layers", type=_int(1), help=f"default {d.num_layers}")
+    t.add_argument("--embedding-dim", type=_int(1), help=f"default {d.embedding_dim}")
+    t.add_argument("--dropout", type=_float(0.0, 1.0), help=f"between layers; default {d.dropout}")
+    t.add_argument("--proj-size", type=_int(0), help="LSTM projection size; default 0 (none)")
+    t.add_argument("--batch-size", type=_int(1), help=f"sentences per step; default {d.batch_size}")
+    t.add_argument("--steps", type=_int(1), help=f"total optimiser steps; default {d.steps}")
+    t.add_argument("--lr", type=_float(0.0, low_open=True), help="default 3e-3 (adam), 1.0 (sgd)")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], help=f"default {d.optimizer}")
+    t.add_argument("--clip", type=_float(0.0), help=f"max global gradient norm, 0 = off; default {d.clip}")
+    t.add_argument("--eval-every", type=_int(1), help=f"steps between evaluations and checkpoints; "
+                                                       f"default {d.eval_every}")
+    t.add_argument("--seed", type=_int(0), help=f"default {d.seed}")
+    t.add_argument("--out", help="checkpoint/model file; default tagger.safetensors (or the --resume file)")
+    t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
+    t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+
+    g = sub.add_parser("tag", help="label every token with a trained tagger",
+                       description="Print one label per token (token, a tab, its label; a blank line between "
+                                   "sentences). A CoNLL model reads a token per line; a built-in (character) "
+                                   "model reads text. When the input has labels too (a labelled CoNLL file, "
+                                   "or Python source for a character model), the scores go to stderr.")
+    g.add_argument("model")
+    g.add_argument("--input", help="file to label (default: standard input)")
 
 
 class BadInput(Exception):
@@ -244,6 +290,80 @@ def _version():
         return __version__
 
 
+def _tag_train(args):
+    from numrnn import tag_trainer
+    fields = tag_trainer.TagConfig.__dataclass_fields__
+    given = {k: v for k, v in vars(args).items() if v is not None and k in fields}
+    if args.resume:
+        _, saved = tag_trainer.read_checkpoint(args.resume)
+        saved.pop("fingerprint", None)
+        changed = [f"--{k.replace('_', '-')} {given[k]} (the checkpoint has {saved[k]})"
+                   for k in given if k in saved and k not in tag_trainer.TagConfig.RESUMABLE and given[k] != saved[k]]
+        if changed:
+            raise BadInput("--resume continues a run with its own settings; these differ: " + "; ".join(changed)
+                           + ". Only --steps, --eval-every, --out and --metrics may change.")
+        cfg = tag_trainer.TagConfig(**dict(saved, **given))
+    else:
+        cfg = tag_trainer.TagConfig(**given)
+    if cfg.proj_size and cfg.cell != "lstm":
+        raise BadInput(f"--proj-size applies to --cell lstm only, not {cfg.cell}")
+    if cfg.proj_size >= cfg.hidden_size:
+        raise BadInput(f"--proj-size ({cfg.proj_size}) must be smaller than --hidden-size ({cfg.hidden_size})")
+    out = args.out or args.resume or "tagger.safetensors"
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise BadInput(f"--out {out}: folder {folder} does not exist")
+    if args.metrics:
+        try:
+            open(args.metrics, "a").close()
+        except OSError as e:
+            raise BadInput(f"--metrics {args.metrics}: cannot write there ({e.strerror})") from None
+    result = tag_trainer.train(cfg, out, metrics=args.metrics, resume=args.resume)
+    if result["status"] == "interrupted":
+        return EXIT_INTERRUPTED
+    if result["status"] == "done":
+        print(f"saved {out}: {result['step']} steps, accuracy {100 * result['scores']['accuracy']:.2f}%, "
+              f"{result['elapsed_s']:.0f}s. Try: numrnn tag {out} --input FILE")
+    return 0
+
+
+def _tag(args):
+    from numrnn import tag_trainer
+    model, words, labels, kind = tag_trainer.load_tagger(args.model)
+    source = args.input or "standard input"
+    if args.input is not None and not os.path.isfile(args.input):
+        raise BadInput(f"--input: no such file: {args.input}")
+    if kind == "characters":
+        text = _read_input(args.input)
+        if not text:
+            raise BadInput(f"{source} is empty: nothing to label")
+        sentences = conll.text_sentences(text, conll.character_labels(text, strict=False))
+        show = json.dumps
+    else:
+        sentences = conll.parse_conll(_read_input(args.input), source, labelled=False)
+        show = str
+    encoded = conll.encode([(toks, None) for toks, _ in sentences], words, labels, source)
+    predicted = [[labels.items[i] for i in p] for p in tag_trainer.predict(model, encoded)]
+    for (tokens, _), tags in zip(sentences, predicted):
+        sys.stdout.write("".join(f"{show(w)}\t{tag}\n" for w, tag in zip(tokens, tags)) + "\n")
+    gold = [labs for _, labs in sentences]
+    if all(g is not None for g in gold):
+        labels.labels([x for g in gold for x in g], source)     # a label the model does not know: a clear error
+        for line in conll.report(conll.score(gold, predicted)):
+            print(line, file=sys.stderr)
+    return 0
+
+
+def _read_input(path):
+    try:
+        if path is None:
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise BadInput(f"--input {path or '(standard input)'} is not UTF-8 text ({e})") from None
+
+
 def blas_threads():
     """One BLAS thread for the CLI's work unless the user set a count: the per-step products are
     small, and a second thread cost more than it gave (100 default training steps: 14-17 s with one
@@ -260,7 +380,8 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as e:       # argparse has printed its message; return the code for in-process callers
         return e.code
-    run = {"train": _train, "generate": _generate, "info": _info, "export": _export}[args.command]
+    run = {"train": _train, "generate": _generate, "info": _info, "export": _export,
+           "tag-train": _tag_train, "tag": _tag}[args.command]
     try:
         with blas_threads():
             return run(args)

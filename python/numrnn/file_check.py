@@ -9,8 +9,9 @@ with the block's own param_shapes (nothing allocated, and no more names generate
 has tensors). Then the block's parameters are the file's tensors, so building it costs memory and
 time in proportion to the file. Ranges (hidden_size >= 1, dropout in [0, 1)) stay the
 constructors' checks, which run before they allocate.
-Also here: the metadata numrnn's own tools add (a LanguageModel's vocabulary, a training
-checkpoint's configuration and trainer state as far as they decide what a resumed run builds).
+Also here: the metadata numrnn's own tools add (a LanguageModel's or Tagger's vocabulary, a
+Tagger's labels, a training checkpoint's configuration and trainer state as far as they decide
+what a resumed run builds).
 Not here: reading the file, or the messages' path prefix (serialize.py); restoring a checkpoint's
 optimizer state (checkpoint.py, which checks its shapes against the blocks). Every check raises
 ValueError with what does not fit.
@@ -122,6 +123,18 @@ def check_vocabulary(meta):
     if not isinstance(vocab, list) or len(vocab) != size or not all(isinstance(v, str) for v in vocab) \
             or len(set(vocab)) != len(vocab):
         raise ValueError(f"its vocabulary metadata is not a list of {size} (vocab_size) distinct strings")
+
+
+def check_labels(meta):
+    """A Tagger's "labels" metadata (what `numrnn tag-train` saves), when present: a JSON list of
+    num_labels distinct strings, label id = index."""
+    if "labels" not in meta:
+        return
+    labels = parse_json("labels", meta["labels"])
+    size = meta["config"]["num_labels"]
+    if not isinstance(labels, list) or len(labels) != size or not all(isinstance(v, str) for v in labels) \
+            or len(set(labels)) != len(labels):
+        raise ValueError(f"its labels metadata is not a list of {size} (num_labels) distinct strings")
 
 
 # the training configuration's fields that build the model (trainer.build), so they must be the

@@ -1,8 +1,9 @@
 """Losses that return (loss, gradient of the loss with respect to their first argument).
 
-Both are means, like PyTorch's default reduction, so the gradient is already divided by the count.
+The losses are means, like PyTorch's default reduction, so the gradient is already divided by the count.
 Given GPU arrays (Numba device arrays, or anything with __cuda_array_interface__) they run on the
 GPU (engine/cuda_blocks.py) and return a device gradient; only the loss comes back to the host.
+masked_cross_entropy (a tagger's loss over sentences of different lengths) runs on the host.
 """
 import numpy as np
 
@@ -65,3 +66,22 @@ def mse(pred, target):
         return loss, dpred.reshape(pred.shape)
     diff = pred - target.astype(pred.dtype, copy=False)
     return float(np.mean(diff * diff)), (2.0 / diff.size) * diff
+
+
+def masked_cross_entropy(scores, targets, lengths):
+    """scores [T, B, C], targets [T, B] ints, lengths [B] in 1..T -> (mean loss over the steps t <
+    lengths[b], dscores [T, B, C] zero at every other step). Targets past a length are never read,
+    so padding may hold anything. Same value as torch's cross_entropy with the padding ignored."""
+    scores, targets, lengths = as_numpy(scores), as_numpy(targets), as_numpy(lengths)
+    if scores.ndim != 3 or targets.shape != scores.shape[:2] or lengths.shape != scores.shape[1:2]:
+        raise ValueError(f"masked_cross_entropy: scores [T, B, C], targets [T, B] and lengths [B] must agree, "
+                         f"got {scores.shape}, {targets.shape} and {lengths.shape}")
+    T = scores.shape[0]
+    if lengths.size and (lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(f"masked_cross_entropy: lengths must be in 1..{T} (T), got min {lengths.min()}, "
+                         f"max {lengths.max()}")
+    valid = np.arange(T)[:, None] < lengths[None, :]        # [T, B]
+    loss, dvalid = cross_entropy(scores[valid], targets[valid])
+    dscores = np.zeros_like(scores)
+    dscores[valid] = dvalid
+    return loss, dscores

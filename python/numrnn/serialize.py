@@ -135,9 +135,11 @@ def _check(path, meta, header):
         file_check.check_config(cls, meta["config"])
         file_check.check_tensors(cls, meta["config"], model)
         file_check.check_dtypes(meta["config"], header)
-        if meta["type"] == "LanguageModel":
+        if meta["type"] in ("LanguageModel", "Tagger"):
             file_check.check_vocabulary(meta)
             file_check.check_training(meta)
+        if meta["type"] == "Tagger":
+            file_check.check_labels(meta)
     except ValueError as e:
         raise WeightsFileError(f"{path}: {e}") from None
 

@@ -60,6 +60,18 @@ def language_models():
     return models
 
 
+def taggers():
+    """name -> a tiny Tagger with its vocabulary and labels, as `numrnn tag-train` saves it: per-step
+    label scores from token ids; the unidirectional one streams, the bidirectional one cannot."""
+    words, labels = ["<unk>", "Ada", "visited", "Oslo", "."], ["B-LOC", "B-PER", "O"]
+    models = {"tagger_bi": numrnn.Tagger(len(words), len(labels), embedding_dim=4, hidden_size=H, seed=16),
+              "tagger_uni": numrnn.Tagger(len(words), len(labels), embedding_dim=4, cell="gru", hidden_size=H,
+                                          bidirectional=False, seed=17)}
+    for tagger in models.values():
+        tagger.metadata.update(vocabulary=json.dumps(words), labels=json.dumps(labels))
+    return models
+
+
 def write(folder, name, kind, model, inputs, outputs, vocab_size, streams, manifest):
     numrnn.save(model, os.path.join(folder, name + ".safetensors"))
     inputs.tofile(os.path.join(folder, name + ".in"))
@@ -92,6 +104,10 @@ def main(folder):
         tokens = rng.integers(0, lm.vocab_size, (T, B)).astype(np.int32)
         logits, _ = lm(tokens)
         write(folder, name, "tokens", lm, tokens, logits, lm.vocab_size, True, manifest)
+    for name, tagger in taggers().items():
+        tokens = rng.integers(0, tagger.vocab_size, (T, B)).astype(np.int32)
+        scores, _ = tagger(tokens)
+        write(folder, name, "tokens", tagger, tokens, scores, tagger.vocab_size, not tagger.bidirectional, manifest)
     with open(os.path.join(folder, "manifest.txt"), "w") as f:
         f.write("\n".join(manifest) + "\n")
 

@@ -214,7 +214,7 @@ static void test_models(void)
         test_model(&fx[i]);
         tokens += is_tokens(&fx[i]);
     }
-    CHECK(n >= 15 && tokens == 2, "only %d models (%d LanguageModels) in the manifest", n, tokens);
+    CHECK(n >= 17 && tokens == 4, "only %d models (%d LanguageModels and Taggers) in the manifest", n, tokens);
 
     /* a state made for one model, used with another of the same sizes */
     numrnn_model *a = NULL, *b = NULL;
