@@ -6,8 +6,8 @@ runs it, and maps exceptions to NUMRNN_E_* codes with a message. Caller memory i
 numpy views of it: x and tokens are read in place, and the outputs are copied once, into y, after
 every check has passed. Not for use from Python programs: they call the blocks directly.
 """
-import math
 import json
+import math
 import threading
 import warnings
 
