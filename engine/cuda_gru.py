@@ -1,23 +1,27 @@
 """GRU forward and BPTT for one layer and one direction on the GPU (Numba CUDA); sibling of
 engine/gru.py with the same signatures, every array a device array.
 
-Per direction: one tiled matrix product for W_ih x over all steps; per step the recurrent product
-W_hh h into a [B, 3H] workspace (kept apart from W_ih x because b_hn + W_hn h is multiplied by r)
-and one fused gate kernel. Weight gradients are products after the loop (engine/cuda_steps.py).
+Per direction: one tiled matrix product for W_ih x over all steps, then one fused launch per step
+(engine/cuda_fused.py): the thread of unit j forms its rows r, z, n of W_hh h itself, so
+b_hn + W_hn h stays apart from W_ih x until it is multiplied by r. Backward: one launch per step
+(the gradient entering h_t, dgh_{t+1} @ W_hh, is formed by the thread that uses it), one for the
+gradient into h0, and the weight gradients as products after the loop (engine/cuda_steps.py).
+Workspaces are allocated once per call, never inside the loop.
 """
 import math
 
 from numba import cuda
 
 from .cuda_config import FASTMATH
-from .cuda_steps import copy_of, gemm, grid_1d, sigmoid, time_at, update_rows, weight_grads
+from .cuda_fused import grad_entering, grad_into_h0, recurrent_row, sigmoid, transposed
+from .cuda_steps import gemm, grid_1d, time_at, weight_grads
 from .gates import GRU_N, GRU_R, GRU_Z
 
 
 @cuda.jit(cache=True, fastmath=FASTMATH)
-def _gates_forward(h_t, a_t, hn_t, gh, h_prev, b_ih, b_hh, lengths, t):
+def _step_forward(h_t, a_t, hn_t, h_prev, w_hh_t, b_ih, b_hh, lengths, t):
     """h_t [B, H] out; a_t [B, 3H] in: W_ih x, out: r, z, n; hn_t [B, H] out: W_hn h + b_hn;
-    gh [B, 3H] W_hh h; h_prev [B, H]."""
+    h_prev [B, H]; w_hh_t [H, 3H] W_hh transposed."""
     i = cuda.grid(1)
     B, H = h_t.shape
     if i >= B * H:
@@ -27,15 +31,17 @@ def _gates_forward(h_t, a_t, hn_t, gh, h_prev, b_ih, b_hh, lengths, t):
     if t >= lengths[b]:
         h_t[b, j] = h_prev[b, j]
         return
-    rj = sigmoid(a_t[b, GRU_R * H + j] + b_ih[GRU_R * H + j] + b_hh[GRU_R * H + j] + gh[b, GRU_R * H + j])
-    zj = sigmoid(a_t[b, GRU_Z * H + j] + b_ih[GRU_Z * H + j] + b_hh[GRU_Z * H + j] + gh[b, GRU_Z * H + j])
-    hn = gh[b, GRU_N * H + j] + b_hh[GRU_N * H + j]
-    nj = math.tanh(a_t[b, GRU_N * H + j] + b_ih[GRU_N * H + j] + rj * hn)
-    a_t[b, GRU_R * H + j] = rj
-    a_t[b, GRU_Z * H + j] = zj
-    a_t[b, GRU_N * H + j] = nj
+    one = h_t.dtype.type(1)
+    r, z, n = GRU_R * H + j, GRU_Z * H + j, GRU_N * H + j
+    rj = sigmoid(a_t[b, r] + b_ih[r] + b_hh[r] + recurrent_row(w_hh_t, r, h_prev, b), one)
+    zj = sigmoid(a_t[b, z] + b_ih[z] + b_hh[z] + recurrent_row(w_hh_t, z, h_prev, b), one)
+    hn = recurrent_row(w_hh_t, n, h_prev, b) + b_hh[n]
+    nj = math.tanh(a_t[b, n] + b_ih[n] + rj * hn)
+    a_t[b, r] = rj
+    a_t[b, z] = zj
+    a_t[b, n] = nj
     hn_t[b, j] = hn
-    h_t[b, j] = (1.0 - zj) * nj + zj * h_prev[b, j]
+    h_t[b, j] = (one - zj) * nj + zj * h_prev[b, j]
 
 
 def gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse):
@@ -45,45 +51,51 @@ def gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, revers
     T, B, I = x.shape
     H = h0.shape[1]
     gemm(acts.reshape(T * B, 3 * H), x.reshape(T * B, I), w_ih, trans_b=True)
-    gh = cuda.device_array((B, 3 * H), x.dtype)
+    w_hh_t = transposed(w_hh)
     blocks, threads = grid_1d(B * H)
     for s in range(T):
         t = time_at(s, T, reverse)
         h_prev = h0 if s == 0 else hs[time_at(s - 1, T, reverse)]
-        gemm(gh, h_prev, w_hh, trans_b=True)
-        _gates_forward[blocks, threads](hs[t], acts[t], hn_pre[t], gh, h_prev, b_ih, b_hh, lengths, t)
+        _step_forward[blocks, threads](hs[t], acts[t], hn_pre[t], h_prev, w_hh_t, b_ih, b_hh, lengths, t)
 
 
 @cuda.jit(cache=True, fastmath=FASTMATH)
-def _gates_backward(dgx_t, dgh_t, dh, dhs_t, a_t, hn_t, h_prev, lengths, t):
-    """dgx_t, dgh_t [B, 3H] out: gradients of the input-side and recurrent-side pre-activations
-    (zero past a sequence's end); dh [B, H] gradient into h_t, replaced by its direct part;
-    dhs_t [B, H] gradient on this step's output; a_t [B, 3H]; hn_t, h_prev [B, H]."""
+def _step_backward(dgx_t, dgh, carry, dhs_t, a_t, hn_t, h_prev, w_hh, lengths, t, t_next):
+    """dgx_t [B, 3H] out: gradient of the input-side pre-activations; dgh [T, B, 3H]: writes dgh[t],
+    the recurrent side's (both zero past a sequence's end), reads dgh[t_next]; carry [B, H]:
+    gradient left for h_t by the step walked before, replaced by this step's direct part for
+    h_{t-1}; dhs_t [B, H] gradient on this step's output; a_t [B, 3H]; hn_t, h_prev [B, H];
+    w_hh [3H, H]."""
     i = cuda.grid(1)
-    B, H = dh.shape
+    B, H = carry.shape
     if i >= B * H:
         return
     b = i // H
     j = i - b * H
+    dhj = grad_entering(carry, dgh, t_next, w_hh, lengths, b, j)
     if t >= lengths[b]:
+        zero = carry.dtype.type(0)
         for gate in range(3):
-            dgx_t[b, gate * H + j] = 0.0
-            dgh_t[b, gate * H + j] = 0.0
+            dgx_t[b, gate * H + j] = zero
+            dgh[t, b, gate * H + j] = zero
+        carry[b, j] = dhj
         return
-    rj = a_t[b, GRU_R * H + j]
-    zj = a_t[b, GRU_Z * H + j]
-    nj = a_t[b, GRU_N * H + j]
-    dhj = dh[b, j] + dhs_t[b, j]
-    dn = dhj * (1.0 - zj) * (1.0 - nj * nj)
-    dr = dn * hn_t[b, j] * rj * (1.0 - rj)
-    dz = dhj * (h_prev[b, j] - nj) * zj * (1.0 - zj)
-    dgx_t[b, GRU_R * H + j] = dr
-    dgx_t[b, GRU_Z * H + j] = dz
-    dgx_t[b, GRU_N * H + j] = dn
-    dgh_t[b, GRU_R * H + j] = dr
-    dgh_t[b, GRU_Z * H + j] = dz
-    dgh_t[b, GRU_N * H + j] = dn * rj
-    dh[b, j] = dhj * zj
+    one = carry.dtype.type(1)
+    r, z, n = GRU_R * H + j, GRU_Z * H + j, GRU_N * H + j
+    rj = a_t[b, r]
+    zj = a_t[b, z]
+    nj = a_t[b, n]
+    dhj += dhs_t[b, j]
+    dn = dhj * (one - zj) * (one - nj * nj)
+    dr = dn * hn_t[b, j] * rj * (one - rj)
+    dz = dhj * (h_prev[b, j] - nj) * zj * (one - zj)
+    dgx_t[b, r] = dr
+    dgx_t[b, z] = dz
+    dgx_t[b, n] = dn
+    dgh[t, b, r] = dr
+    dgh[t, b, z] = dz
+    dgh[t, b, n] = dn * rj
+    carry[b, j] = dhj * zj
 
 
 def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
@@ -96,14 +108,13 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
     H = h0.shape[1]
     dgx = cuda.device_array((T, B, 3 * H), x.dtype)
     dgh = cuda.device_array((T, B, 3 * H), x.dtype)
-    dh = copy_of(dhn)                       # [B, H] gradient flowing into h_t
-    dprev = cuda.device_array((B, H), x.dtype)
+    dh0.copy_to_device(dhn)                 # dh0 is the carry workspace until the last product
     blocks, threads = grid_1d(B * H)
     for s in range(T - 1, -1, -1):
         t = time_at(s, T, reverse)
+        t_next = time_at(s + 1, T, reverse) if s < T - 1 else -1
         h_prev = h0 if s == 0 else hs[time_at(s - 1, T, reverse)]
-        _gates_backward[blocks, threads](dgx[t], dgh[t], dh, dhs[t], acts[t], hn_pre[t], h_prev, lengths, t)
-        gemm(dprev, dgh[t], w_hh)
-        update_rows(dh, dprev, lengths, t, add=True)
-    dh0.copy_to_device(dh)
+        _step_backward[blocks, threads](dgx[t], dgh, dh0, dhs[t], acts[t], hn_pre[t], h_prev, w_hh,
+                                        lengths, t, t_next)
+    grad_into_h0(dh0, dgh, w_hh, lengths, time_at(0, T, reverse))
     weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dgx, dgh, x, hs, h0, w_ih, reverse)

@@ -1,22 +1,25 @@
 """Elman RNN forward and BPTT for one layer and one direction on the GPU (Numba CUDA); sibling of
 engine/rnn.py with the same signatures, every array a device array.
 
-Per direction: one tiled matrix product for W_ih x over all steps; per step the recurrent product
-accumulated onto that step's slice and one fused activation kernel. Weight gradients are products
-after the loop (engine/cuda_steps.py).
+Per direction: one tiled matrix product for W_ih x over all steps, then one fused launch per step
+(engine/cuda_fused.py: each thread forms its own row of W_hh h and applies the activation).
+Backward: one launch per step (the gradient entering h_t, dg_{t+1} @ W_hh, is formed by the thread
+that uses it), one for the gradient into h0, and the weight gradients as products after the loop
+(engine/cuda_steps.py). Workspaces are allocated once per call, never inside the loop.
 """
 import math
 
 from numba import cuda
 
 from .cuda_config import FASTMATH
-from .cuda_steps import copy_of, gemm, grid_1d, time_at, update_rows, weight_grads
+from .cuda_fused import grad_entering, grad_into_h0, recurrent_row, transposed
+from .cuda_steps import gemm, grid_1d, time_at, weight_grads
 from .gates import TANH
 
 
 @cuda.jit(cache=True, fastmath=FASTMATH)
-def _act_forward(h_t, pre_t, h_prev, b_ih, b_hh, act, lengths, t):
-    """h_t [B, H] out; pre_t [B, H] W_ih x + W_hh h; h_prev [B, H]."""
+def _step_forward(h_t, pre_t, h_prev, w_hh_t, b_ih, b_hh, act, lengths, t):
+    """h_t [B, H] out; pre_t [B, H] W_ih x; h_prev [B, H]; w_hh_t [H, H] W_hh transposed."""
     i = cuda.grid(1)
     B, H = h_t.shape
     if i >= B * H:
@@ -26,11 +29,12 @@ def _act_forward(h_t, pre_t, h_prev, b_ih, b_hh, act, lengths, t):
     if t >= lengths[b]:
         h_t[b, j] = h_prev[b, j]
         return
-    v = pre_t[b, j] + b_ih[j] + b_hh[j]
+    v = pre_t[b, j] + b_ih[j] + b_hh[j] + recurrent_row(w_hh_t, j, h_prev, b)
     if act == TANH:
         h_t[b, j] = math.tanh(v)
     else:
-        h_t[b, j] = v if v > 0.0 else 0.0
+        zero = h_t.dtype.type(0)
+        h_t[b, j] = v if v > zero else zero
 
 
 def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
@@ -40,33 +44,39 @@ def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
     H = h0.shape[1]
     pre = cuda.device_array((T, B, H), x.dtype)
     gemm(pre.reshape(T * B, H), x.reshape(T * B, I), w_ih, trans_b=True)
+    w_hh_t = transposed(w_hh)
     blocks, threads = grid_1d(B * H)
     for s in range(T):
         t = time_at(s, T, reverse)
         h_prev = h0 if s == 0 else hs[time_at(s - 1, T, reverse)]
-        gemm(pre[t], h_prev, w_hh, trans_b=True, accumulate=True)
-        _act_forward[blocks, threads](hs[t], pre[t], h_prev, b_ih, b_hh, act, lengths, t)
+        _step_forward[blocks, threads](hs[t], pre[t], h_prev, w_hh_t, b_ih, b_hh, act, lengths, t)
 
 
 @cuda.jit(cache=True, fastmath=FASTMATH)
-def _act_backward(dg_t, dh, dhs_t, h_t, act, lengths, t):
-    """dg_t [B, H] out: gradient of the pre-activation (zero past a sequence's end);
-    dh [B, H] gradient into h_t; dhs_t [B, H] gradient on this step's output; h_t [B, H]."""
+def _step_backward(dg, carry, dhs_t, h_t, w_hh, act, lengths, t, t_next):
+    """dg [T, B, H]: writes dg[t], the gradient of the pre-activation (zero past a sequence's end),
+    reads dg[t_next]; carry [B, H]: gradient left for h_t by the step walked before, replaced by
+    what this step leaves for h_{t-1} besides dg[t] @ W_hh; dhs_t [B, H] gradient on this step's
+    output; h_t [B, H]; w_hh [H, H]."""
     i = cuda.grid(1)
-    B, H = dh.shape
+    B, H = carry.shape
     if i >= B * H:
         return
     b = i // H
     j = i - b * H
+    dhj = grad_entering(carry, dg, t_next, w_hh, lengths, b, j)
+    zero = carry.dtype.type(0)
     if t >= lengths[b]:
-        dg_t[b, j] = 0.0
+        dg[t, b, j] = zero
+        carry[b, j] = dhj
         return
+    dhj += dhs_t[b, j]
     hj = h_t[b, j]
-    dhj = dh[b, j] + dhs_t[b, j]
     if act == TANH:
-        dg_t[b, j] = dhj * (1.0 - hj * hj)
+        dg[t, b, j] = dhj * (carry.dtype.type(1) - hj * hj)
     else:
-        dg_t[b, j] = dhj if hj > 0.0 else 0.0
+        dg[t, b, j] = dhj if hj > zero else zero
+    carry[b, j] = zero
 
 
 def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_hh, hs, act, lengths, reverse):
@@ -76,13 +86,11 @@ def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_h
     T, B, _ = x.shape
     H = h0.shape[1]
     dg = cuda.device_array((T, B, H), x.dtype)
-    dh = copy_of(dhn)                       # [B, H] gradient flowing into h_t
-    dprev = cuda.device_array((B, H), x.dtype)
+    dh0.copy_to_device(dhn)                 # dh0 is the carry workspace until the last product
     blocks, threads = grid_1d(B * H)
     for s in range(T - 1, -1, -1):
         t = time_at(s, T, reverse)
-        _act_backward[blocks, threads](dg[t], dh, dhs[t], hs[t], act, lengths, t)
-        gemm(dprev, dg[t], w_hh)
-        update_rows(dh, dprev, lengths, t)
-    dh0.copy_to_device(dh)
+        t_next = time_at(s + 1, T, reverse) if s < T - 1 else -1
+        _step_backward[blocks, threads](dg, dh0, dhs[t], hs[t], w_hh, act, lengths, t, t_next)
+    grad_into_h0(dh0, dg, w_hh, lengths, time_at(0, T, reverse))
     weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dg, dg, x, hs, h0, w_ih, reverse)
