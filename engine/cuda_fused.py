@@ -44,7 +44,7 @@ def grad_entering(carry, dg, t_next, w, lengths, b, k):
     left for it) plus (dg[t_next] @ w)[b, k] when that step t_next was inside sequence b;
     dg [T, B, G], w [G, K]; t_next < 0 at the first step walked (carry then holds dh_n)."""
     v = carry[b, k]
-    if t_next >= 0 and t_next < lengths[b]:
+    if t_next >= 0 and t_next < lengths[b]:   # dg is zero past the end anyway: this skips the loop
         for g in range(w.shape[0]):
             v += dg[t_next, b, g] * w[g, k]
     return v
