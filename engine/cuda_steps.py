@@ -1,13 +1,11 @@
 """Building blocks shared by the three cells' CUDA engines (engine/cuda_*.py): the tiled matrix
-product, the masked row updates that give `lengths` its meaning, bias sums, and the products after
-the backward loop. Siblings of engine/steps.py; host functions here launch kernels, they never
-copy data to or from the host.
+product, bias sums, and the products after the backward loop. Siblings of engine/steps.py; host
+functions here launch kernels, they never copy data to or from the host.
 
 All arrays are C-contiguous Numba device arrays; every launch goes to the default stream, so
 launches run in order and workspaces can be reused from one step to the next.
 """
 import functools
-import math
 
 import numpy as np
 from numba import cuda, from_dtype
@@ -22,11 +20,6 @@ def grid_1d(n):
     """(blocks, threads) covering n elements, one thread each."""
     threads = max(1, min(THREADS, n))
     return (n + threads - 1) // threads, threads
-
-
-@cuda.jit(device=True, inline=True, fastmath=FASTMATH)
-def sigmoid(v):
-    return 1.0 / (1.0 + math.exp(-v))
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,30 +85,6 @@ def gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False, tile=TILE):
 
 
 @cuda.jit(cache=True, fastmath=FASTMATH)
-def _update_rows(dst, src, lengths, t, valid, add):
-    """dst [B, K], src [B, K]: rows b whose step t is (valid) / is not (not valid) inside
-    sequence b get dst = src, or dst += src when add."""
-    i = cuda.grid(1)
-    B, K = dst.shape
-    if i >= B * K:
-        return
-    b = i // K
-    k = i - b * K
-    if (t < lengths[b]) == valid:
-        if add:
-            dst[b, k] += src[b, k]
-        else:
-            dst[b, k] = src[b, k]
-
-
-def update_rows(dst, src, lengths, t, valid=True, add=False):
-    """With valid=True: sequences that take step t get dst = src (or += src); with valid=False:
-    sequences already past their end get it (a frozen state is carried over)."""
-    blocks, threads = grid_1d(dst.size)
-    _update_rows[blocks, threads](dst, src, lengths, t, valid, add)
-
-
-@cuda.jit(cache=True, fastmath=FASTMATH)
 def _col_sums(out, a):
     """out [N] += sum over rows of a [M, N]; one thread per column, so reads are coalesced."""
     n = cuda.grid(1)
@@ -131,13 +100,6 @@ def _col_sums(out, a):
 def col_sums(out, a):
     blocks, threads = grid_1d(a.shape[1])
     _col_sums[blocks, threads](out, a)
-
-
-def copy_of(a):
-    """A new device array holding a's values (device-to-device)."""
-    out = cuda.device_array(a.shape, a.dtype)
-    out.copy_to_device(a)
-    return out
 
 
 def weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dgx, dgh, x, hs, h0, w_ih, reverse):
