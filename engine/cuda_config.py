@@ -12,3 +12,6 @@ SIMULATOR = bool(config.ENABLE_CUDASIM)
 TILE = 4 if SIMULATOR else 16   # matrix-product tile edge: TILE x TILE threads per block
 THREADS = 16 if SIMULATOR else 256   # most threads (and blocks) of an elementwise, gate or sum kernel
 FASTMATH = False                # keep IEEE semantics so results match the CPU engine to rounding
+# The whole time loop in one cooperative launch (engine/cuda_fused.py) instead of a launch per step.
+# Opt-in until a real GPU has run it: the simulator runs it in one block only, and it is compile-checked.
+PERSISTENT = False

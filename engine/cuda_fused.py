@@ -1,6 +1,7 @@
 """Pieces shared by the fused step kernels of engine/cuda_lstm.py, cuda_gru.py and cuda_rnn.py:
-the recurrent products one thread computes for its own unit, the typed sigmoid, and the two small
-launches each call makes outside its time loop (W_hh transposed, the gradient into h0).
+the recurrent products one thread computes for its own unit, the typed sigmoid, the two small
+launches each call makes outside its time loop (W_hh transposed, the gradient into h0), and the
+launch of the persistent kernels.
 
 The scheme (one launch per time step, forward and backward): a step's kernel has one thread per
 (b, j) -- batch row, hidden unit -- and that thread computes every gate of unit j for row b. It
@@ -10,16 +11,25 @@ the recurrent rows of W_hh h itself, so no product launch precedes the gate upda
 same: the gradient entering h_t is (dg_{t+1} @ W_hh)[b, j], read from the previous launch's dg.
 Threads never write an element another thread of the same launch reads.
 
+Persistent kernels (opt-in, cuda_config.PERSISTENT): each cell also has one kernel that walks the
+whole time loop in a single cooperative launch, calling the same per-unit device functions as its
+step kernels in a grid-stride loop and cuda.cg.this_grid().sync() between steps. Numba's simulator
+syncs a grid of one block only, so they run there in one block; they have not run on a GPU yet.
+
 Not here: the products over all steps (W_ih x before the loop, weight gradients after it) stay the
 tiled products of engine/cuda_steps.py. Kernels stay in float32 for float32 arrays: constants are
 typed from an array's dtype (`a.dtype.type(1)`), never Python floats.
 """
 import math
 
+import numba
 from numba import cuda
 
-from .cuda_config import FASTMATH
+from .cuda_config import FASTMATH, SIMULATOR
 from .cuda_steps import grid_1d
+from .steps import time_at
+
+time_at_device = cuda.jit(device=True, inline=True)(time_at.py_func)   # the same rule on the device
 
 
 @cuda.jit(device=True, inline=True, fastmath=FASTMATH)
@@ -87,3 +97,16 @@ def grad_into_h0(dh0, dg, w_hh, lengths, t_last):
     w_hh [G, K]; t_last: the time index the backward loop walked last."""
     blocks, threads = grid_1d(dh0.size)
     _grad_into_h0[blocks, threads](dh0, dg, w_hh, lengths, t_last)
+
+
+def launch_persistent(kernel, units, *args):
+    """Launches a kernel that loops over all time steps with grid syncs: one thread per unit as far
+    as the cooperative grid allows (a grid-stride loop covers the rest), one block under the
+    simulator, whose grid sync covers one block only."""
+    blocks, threads = grid_1d(units)
+    if SIMULATOR:
+        blocks = 1
+    else:
+        compiled = kernel.compile(tuple(numba.typeof(a) for a in args))
+        blocks = max(1, min(blocks, compiled.max_cooperative_grid_blocks(threads)))
+    kernel[blocks, threads](*args)

@@ -1,10 +1,13 @@
 """The fused step kernels (engine/cuda_fused.py and the cells) at sizes where B * H spans several
 thread blocks (cuda_config.THREADS is 16 under the simulator) and the last block is partly idle,
-with ragged lengths and both directions: device='cuda' equals the CPU engine."""
+with ragged lengths and both directions: device='cuda' equals the CPU engine. The persistent
+kernels (cuda_config.PERSISTENT, no projection) likewise: the simulator runs them in one block of
+16 threads, so the grid-stride loop takes each thread over two units."""
 import numpy as np
 import pytest
 
 import numrnn
+from numrnn.engine import cuda_config
 
 CASES = [("LSTM", dict(peephole=True, proj_size=4)), ("LSTM", dict(coupled=True)), ("GRU", dict()),
          ("RNN", dict(nonlinearity="relu"))]
@@ -14,8 +17,10 @@ def rel(a, b):
     return np.linalg.norm(np.asarray(a, np.float64) - b) / max(np.linalg.norm(b), 1e-30)
 
 
-@pytest.mark.parametrize("cell,kw", CASES)
-def test_several_blocks_equal_cpu(cell, kw):
+@pytest.mark.parametrize("cell,kw,persistent", [(c, kw, False) for c, kw in CASES] +
+                         [(c, kw, True) for c, kw in CASES if "proj_size" not in kw])
+def test_several_blocks_equal_cpu(monkeypatch, cell, kw, persistent):
+    monkeypatch.setattr(cuda_config, "PERSISTENT", persistent)
     rng = np.random.default_rng(11)
     T, B, I, H = 4, 3, 2, 7               # B * H = 21 threads: two blocks of 16
     kw = dict(kw, bidirectional=True)

@@ -1,13 +1,13 @@
 """Launches and device allocations of one forward and one backward call per cell, counted under the
 simulator: the per-step part must be at most one launch forward and one backward (two each with
 an LSTM projection, which needs all of r before h = W_hr r), and nothing may be allocated inside
-the time loop. Every kernel launch is counted, the tiled products of engine/cuda_steps.py too."""
+the time loop; with the persistent kernels (no projection) the count does not grow with T at all. Every kernel launch is counted, the tiled products of engine/cuda_steps.py too."""
 import numpy as np
 import pytest
 from numba import cuda
 from numba.cuda.simulator.kernel import FakeCUDAKernel
 
-from numrnn.engine import cuda_gru, cuda_lstm, cuda_rnn
+from numrnn.engine import cuda_config, cuda_gru, cuda_lstm, cuda_rnn
 from numrnn.engine.gates import RELU, TANH
 
 
@@ -103,3 +103,11 @@ def test_launches_per_step(counts, name, make, per_step):
     for what, (l1, a1), (l2, a2) in zip(("forward", "backward"), short, long):
         assert l2 - l1 <= per_step * (T2 - T1), f"{name} {what}: {l1} launches at T={T1}, {l2} at T={T2}"
         assert a2 == a1, f"{name} {what}: {a1} allocations at T={T1}, {a2} at T={T2}"
+
+
+@pytest.mark.parametrize("name,make,per_step", CASES[:-1], ids=[c[0] for c in CASES[:-1]])
+def test_persistent_launches_do_not_grow_with_T(counts, monkeypatch, name, make, per_step):
+    monkeypatch.setattr(cuda_config, "PERSISTENT", True)
+    short = measure(counts, make(2))
+    long = measure(counts, make(6))
+    assert short == long, f"{name}: (launches, allocations) forward, backward at T=2 {short}, at T=6 {long}"
