@@ -13,6 +13,9 @@ TILE = 4 if SIMULATOR else 16   # matrix-product tile edge: TILE x TILE threads 
 THREADS = 16 if SIMULATOR else 256   # most threads (and blocks) of an elementwise, gate or sum kernel
 SUM_COLS = 4 if SIMULATOR else 32    # columns per block of a column sum (THREADS // SUM_COLS rows of threads)
 FASTMATH = False                # keep IEEE semantics so results match the CPU engine to rounding
+# The whole time loop in one cooperative launch (engine/cuda_fused.py) instead of a launch per step.
+# Opt-in until a real GPU has run it: the simulator runs it in one block only, and it is compile-checked.
+PERSISTENT = False
 
 if not SIMULATOR:
     # The engine launches small grids on purpose (one thread per (batch row, hidden unit) of a

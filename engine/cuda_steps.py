@@ -1,18 +1,16 @@
 """Building blocks shared by the three cells' CUDA engines (engine/cuda_*.py): the tiled matrix
-product, the masked row updates that give `lengths` its meaning, bias sums, and the products after
-the backward loop. Siblings of engine/steps.py; host functions here launch kernels, they never
-copy data to or from the host.
+product, bias sums, and the products after the backward loop. Siblings of engine/steps.py; host
+functions here launch kernels, they never copy data to or from the host.
 
 All arrays are C-contiguous Numba device arrays; every launch goes to the default stream, so
 launches run in order and workspaces can be reused from one step to the next.
 """
 import functools
-import math
 
 import numpy as np
 from numba import cuda, from_dtype
 
-from .cuda_config import FASTMATH, SIMULATOR, SUM_COLS, THREADS, TILE
+from .cuda_config import FASTMATH, SUM_COLS, THREADS, TILE
 from .steps import time_at as _time_at
 
 time_at = _time_at.py_func   # the same rule as the CPU engine, called from the host loop
@@ -22,18 +20,6 @@ def grid_1d(n):
     """(blocks, threads) covering n elements, one thread each."""
     threads = max(1, min(THREADS, n))
     return (n + threads - 1) // threads, threads
-
-
-# Compiled, a float32 constant keeps float32 arithmetic in float32 and promotes exactly in float64
-# kernels, where a Python float (1.0) would make every float32 expression it touches float64. The
-# simulator runs kernels as NumPy, where a float32 scalar would instead pull float64 math down to
-# float32 (NEP 50), so there it is a Python float.
-ONE = 1.0 if SIMULATOR else np.float32(1)
-
-
-@cuda.jit(device=True, inline=True, fastmath=FASTMATH)
-def sigmoid(v):
-    return ONE / (ONE + math.exp(-v))
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,30 +87,6 @@ def gemm(c, a, b, trans_a=False, trans_b=False, accumulate=False, tile=TILE):
     gemm_kernel(c.dtype, tile)[blocks, (tile, tile)](c, a, b, trans_a, trans_b, accumulate)
 
 
-@cuda.jit(cache=True, fastmath=FASTMATH)
-def _update_rows(dst, src, lengths, t, valid, add):
-    """dst [B, K], src [B, K]: rows b whose step t is (valid) / is not (not valid) inside
-    sequence b get dst = src, or dst += src when add."""
-    i = cuda.grid(1)
-    B, K = dst.shape
-    if i >= B * K:
-        return
-    b = i // K
-    k = i - b * K
-    if (t < lengths[b]) == valid:
-        if add:
-            dst[b, k] += src[b, k]
-        else:
-            dst[b, k] = src[b, k]
-
-
-def update_rows(dst, src, lengths, t, valid=True, add=False):
-    """With valid=True: sequences that take step t get dst = src (or += src); with valid=False:
-    sequences already past their end get it (a frozen state is carried over)."""
-    blocks, threads = grid_1d(dst.size)
-    _update_rows[blocks, threads](dst, src, lengths, t, valid, add)
-
-
 @functools.lru_cache(maxsize=None)
 def col_sums_kernel(dtype):
     """The column sum for one element type (its shared memory and its zero are of that type)."""
@@ -165,13 +127,6 @@ def col_sums(out, a):
     N = a.shape[1]
     if N:
         col_sums_kernel(a.dtype)[(N + SUM_COLS - 1) // SUM_COLS, (SUM_COLS, THREADS // SUM_COLS)](out, a)
-
-
-def copy_of(a):
-    """A new device array holding a's values (device-to-device)."""
-    out = cuda.device_array(a.shape, a.dtype)
-    out.copy_to_device(a)
-    return out
 
 
 def weight_grads(dx, dw_ih, dw_hh, db_ih, db_hh, dgx, dgh, x, hs, h0, w_ih, reverse):

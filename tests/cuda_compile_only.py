@@ -18,6 +18,7 @@ import re
 
 import numpy as np
 from numba import cuda, typeof, types
+from numba.cuda import dispatcher as numba_cuda_dispatcher
 from numba.cuda.dispatcher import CUDADispatcher
 from numba.np import numpy_support
 
@@ -98,6 +99,11 @@ class Launches:
             self.too_large.append((fn.__qualname__, griddim, blockdim))
 
 
+class _CooperativeLimit:
+    def max_cooperative_grid_blocks(self, blockdim):
+        return MAX_GRID[0]
+
+
 @contextlib.contextmanager
 def recording():
     """Within: host arrays for device arrays, launches recorded (not run). Yields a Launches."""
@@ -117,6 +123,8 @@ def recording():
         (cuda, "stream"): _Stream,
         (cuda, "default_stream"): _Stream,
         (CUDADispatcher, "call"): call,
+        # a persistent kernel sizes its cooperative grid from the compiled kernel: no limit here
+        (CUDADispatcher, "compile"): lambda self, sig: _CooperativeLimit(),
     }
     saved = {key: getattr(*key) for key in patches}
     cuda_problem.cache_clear()   # its verdict (it launches a test kernel) holds inside or outside only
@@ -130,11 +138,30 @@ def recording():
         cuda_problem.cache_clear()
 
 
+class _Device:
+    def __init__(self, cc):
+        self.compute_capability = cc
+
+
+@contextlib.contextmanager
+def _current_device(cc):
+    """numba-cuda compiles the device functions a kernel calls (cuda.cg.this_grid() is one) for the
+    current device's compute capability, even inside compile_ptx; with no GPU there is none, so
+    within this it is the one being compiled for."""
+    saved = numba_cuda_dispatcher.get_current_device
+    numba_cuda_dispatcher.get_current_device = lambda: _Device(cc)
+    try:
+        yield
+    finally:
+        numba_cuda_dispatcher.get_current_device = saved
+
+
 def compile_ptx(fn, argtypes, options, cc):
     """PTX of kernel fn for these argument types and compute capability, compiled with the
     dispatcher's own options (fastmath, ...). Raises on any typing or NVVM error."""
     keep = {k: options[k] for k in ("fastmath", "debug", "lineinfo", "opt", "launch_bounds") if k in options}
-    ptx, _ = cuda.compile_ptx(fn, argtypes, cc=cc, **keep)
+    with _current_device(cc):
+        ptx, _ = cuda.compile_ptx(fn, argtypes, cc=cc, **keep)
     return ptx
 
 

@@ -7,6 +7,7 @@ the training blocks), run in compile-only mode (tests/cuda_compile_only.py): the
 are those the engine really launches, found by recording launches, not by listing kernels.
 Needs NVVM from the `nvidia-cuda-nvcc-cu12` wheel (the test extra installs it through numba-cuda[cu12]).
 """
+import contextlib
 import importlib.util
 import os
 import pkgutil
@@ -39,14 +40,6 @@ F64_ON_PURPOSE = {
     # Adam's denominator and step in float64, as NumPy computes them with Python-float scalars on the CPU
     "_adam": "float64 denominator and step, as on the CPU",
 }
-# Known float64 in this branch's per-step gate kernels (Python float constants, `1.0 - x`), which
-# the fused-kernel rewrite replaces: reported as an expected failure while only these have any.
-# Delete once that rewrite is in: its kernels have other names, so they are checked in full.
-KNOWN_F64 = {"numrnn.engine.cuda_lstm._gates_forward", "numrnn.engine.cuda_lstm._gates_backward",
-             "numrnn.engine.cuda_gru._gates_forward", "numrnn.engine.cuda_gru._gates_backward",
-             "numrnn.engine.cuda_rnn._act_backward"}
-
-
 def _sim_module(name):
     """tests/cuda_sim/<name>.py, imported for its case lists (its tests run only under the simulator)."""
     spec = importlib.util.spec_from_file_location(f"cuda_sim_{name}", os.path.join(HERE, "cuda_sim", f"{name}.py"))
@@ -129,12 +122,24 @@ def _block_cases(rng, tmp_path):
     assert main(["generate", out, "--length", "5", "--prompt", "the ", "--device", "cuda"]) == 0
 
 
+@contextlib.contextmanager
+def _persistent():
+    from numrnn.engine import cuda_config
+    cuda_config.PERSISTENT = True
+    try:
+        yield
+    finally:
+        cuda_config.PERSISTENT = False
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     rng = np.random.default_rng(0)
     with warnings.catch_warnings(record=True) as caught, cco.recording() as launches:
         warnings.simplefilter("always")
         _layer_cases(rng)
+        with _persistent():         # the opt-in whole-time-loop kernels (cuda_config.PERSISTENT)
+            _layer_cases(rng)
         _cell_cases(rng)
         _block_cases(rng, tmp_path_factory.mktemp("cli"))
     return launches, caught
@@ -201,9 +206,7 @@ def test_float32_kernels_have_no_float64_instructions(recorded, compiled):
                 n = len(cco.f64_instructions(code))
                 if n:
                     found[name] = max(n, found.get(name, 0))
-    assert not set(found) - KNOWN_F64, f"float64 instructions in float32 kernels: {found}"
-    if found:
-        pytest.xfail(f"float64 instructions only in the known per-step kernels: {found}")
+    assert not found, f"float64 instructions in float32 kernels: {found}"
 
 
 def test_a_kernel_that_cannot_compile_fails_the_check():
