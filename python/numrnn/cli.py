@@ -130,8 +130,8 @@ def _config(args):
                          "flags may change.")
     steps = given.get("steps", saved["steps"])
     if steps <= done:
-        raise BadInput(f"--steps {steps}: {args.resume} has already trained {done} steps; "
-                       f"pass --steps above {done} to continue")
+        what = f"--steps {steps}: {args.resume}" if "steps" in given else args.resume
+        raise BadInput(f"{what} has already trained {done} steps; pass --steps above {done} to continue")
     if any(k in given and given[k] != saved.get(k) for k in TrainConfig.LR_SETTINGS):
         # fine-tuning: a new schedule from this step, spanning the rest of the run unless told
         saved.update(lr_start=done, cosine_steps=None)
