@@ -65,4 +65,24 @@ from .gru import gru_backward, gru_forward  # noqa: E402
 from .lstm import lstm_backward, lstm_forward  # noqa: E402
 from .rnn import rnn_backward, rnn_forward  # noqa: E402
 
-__all__ = ["lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward"]
+
+
+def kernels_cached(cell, dtype):
+    """Whether the forward and backward kernels of `cell` ("lstm", "gru", "rnn") for `dtype` are
+    in the disk cache for this machine, so that their first call loads instead of compiling (about
+    15 s). Reads Numba's cache index (an internal of Numba's); when that cannot be read, says True,
+    so that a caller never announces a compilation that may not happen."""
+    import numba
+    want = numba.from_dtype(dtype)
+    for kernel in (globals()[f"{cell}_forward"], globals()[f"{cell}_backward"]):
+        try:
+            index = kernel._cache._cache_file._load_index()
+            magic = kernel.targetctx.codegen().magic_tuple()
+            if not any(key[0][0].dtype == want and key[1] == magic for key in index):
+                return False
+        except Exception:   # a Numba whose internals differ
+            return True
+    return True
+
+
+__all__ = ["kernels_cached", "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward"]

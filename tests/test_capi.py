@@ -105,6 +105,14 @@ def test_example_host_generates_from_numrnn_train(build, tmp_path):
     out = run(["env", "-i", os.path.join(build, "numrnn-run"), model, "--prompt", "def ", "--length", "40",
                "--seed", "3"])
     assert out.startswith("def ") and len(out) == 4 + 40 + 1 and set(out) <= set(corpus.read_text()), out
+    layer = str(tmp_path / "gru.safetensors")
+    numrnn.save(numrnn.GRU(2, 3, seed=0), layer)
+    for path, flag, message in ((model, "--input", f"--input is for a layer's feature rows; {model} is a "
+                                                   f"LanguageModel, which starts from --prompt"),
+                                (layer, "--prompt", f"--prompt is for a LanguageModel; {layer} is a layer")):
+        done = subprocess.run(["env", "-i", os.path.join(build, "numrnn-run"), path, flag, "x"], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 2 and message in done.stderr and not done.stdout, done.stderr
 
 
 def test_example_host_greedy_and_nucleus_sampling(build, tmp_path):

@@ -31,13 +31,16 @@ def train(text_file, out, *extra):
     return main(["train", "--data", text_file, *TINY, "--out", str(out), *extra])
 
 
-@pytest.mark.parametrize("flags", [["--sampling", "random"],
-                                   ["--sampling", "sequential", "--cell", "gru", "--num-layers", "2",
-                                    "--dropout", "0.3"]])
-def test_resume_equals_straight_run_bit_for_bit(text_file, tmp_path, flags):
+@pytest.mark.parametrize("flags,split_flags", [
+    (["--sampling", "random"], []),
+    (["--sampling", "sequential", "--cell", "gru", "--num-layers", "2", "--dropout", "0.3"], []),
+    # the first half of a cosine schedule spanning 8 steps, then its second half
+    (["--lr-schedule", "cosine", "--warmup", "2"], ["--cosine-steps", "8"]),
+    (["--lr-schedule", "step", "--lr-step", "3", "--lr-gamma", "0.5", "--warmup", "1"], [])])
+def test_resume_equals_straight_run_bit_for_bit(text_file, tmp_path, flags, split_flags):
     straight, split = tmp_path / "straight.safetensors", tmp_path / "split.safetensors"
     assert train(text_file, straight, "--steps", "8", "--eval-every", "3", *flags) == 0
-    assert train(text_file, split, "--steps", "4", "--eval-every", "3", *flags) == 0
+    assert train(text_file, split, "--steps", "4", "--eval-every", "3", *flags, *split_flags) == 0
     assert main(["train", "--resume", str(split), "--steps", "8", "--eval-every", "3"]) == 0
     a, b = tensors(straight), tensors(split)
     assert set(a) == set(b) and any(k.startswith("training.optimizer") for k in a)
@@ -47,12 +50,26 @@ def test_resume_equals_straight_run_bit_for_bit(text_file, tmp_path, flags):
     assert meta_a["steps"] == meta_b["steps"] == "8" and meta_a["val_loss"] == meta_b["val_loss"]
 
 
+def test_fine_tuning_with_a_new_rate_is_recorded(text_file, tmp_path):
+    out, metrics = tmp_path / "m.safetensors", tmp_path / "metrics.jsonl"
+    assert train(text_file, out, "--steps", "4", "--eval-every", "2") == 0
+    assert main(["train", "--resume", str(out), "--steps", "8", "--eval-every", "2", "--lr", "1e-3",
+                 "--lr-schedule", "cosine", "--metrics", str(metrics)]) == 0
+    config = json.loads(serialize.read(out)[0]["training_config"])
+    assert (config["lr"], config["lr_schedule"], config["lr_start"], config["cosine_steps"]) == (1e-3, "cosine", 4, 4)
+    lrs = [r["lr"] for r in map(json.loads, metrics.read_text().splitlines())]
+    # the rate of the last update before each evaluation (steps 6 and 8): updates 5 and 7, that is
+    # updates 1 and 3 of the new 4-step schedule
+    assert lrs == pytest.approx([1e-3 * (1 + np.cos(np.pi / 4)) / 2, 1e-3 * (1 + np.cos(3 * np.pi / 4)) / 2])
+    assert main(["train", "--resume", str(out), "--steps", "10"]) == 2          # past the schedule's end
+
+
 def test_metrics_info_and_generate(text_file, tmp_path, capsys):
     out, metrics = tmp_path / "m.safetensors", tmp_path / "metrics.jsonl"
     assert train(text_file, out, "--steps", "4", "--eval-every", "2", "--metrics", str(metrics)) == 0
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 2, 4]
-    assert set(records[0]) == {"step", "train_loss", "val_loss", "val_ppl", "tokens_per_s", "elapsed_s"}
+    assert set(records[0]) == {"step", "train_loss", "val_loss", "val_ppl", "tokens_per_s", "lr", "elapsed_s"}
     assert records[0]["train_loss"] is None and records[2]["train_loss"] > 0
     assert records[2]["val_ppl"] == pytest.approx(np.exp(records[2]["val_loss"]))
     lm = numrnn.load(out)

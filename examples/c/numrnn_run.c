@@ -228,6 +228,14 @@ int main(int argc, char **argv)
         return die("cannot open the model");
     if (numrnn_model_sizes(m, &I, &O, &V))
         return die("cannot read the model's sizes");
+    if ((V > 0 && input) || (V == 0 && prompt)) { /* a flag this kind of model would ignore */
+        fprintf(stderr, V > 0 ? "numrnn-run: --input is for a layer's feature rows; %s is a LanguageModel, "
+                                "which starts from --prompt\n"
+                              : "numrnn-run: --prompt is for a LanguageModel; %s is a layer, which reads "
+                                "feature rows from --input or stdin\n", argv[1]);
+        numrnn_model_close(m);
+        return 2;
+    }
     if (V > 0) {
         rc = generate(m, V, prompt, length, temperature, top_p, seed);
     } else {

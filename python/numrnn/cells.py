@@ -10,6 +10,7 @@ LSTM variants, weight_ci, weight_cf, weight_co).
 """
 import numpy as np
 
+from numrnn.blas import limited
 from numrnn.engine.gates import direction_param_shapes
 from numrnn.recurrent import GRU, LSTM, RNN, Recurrent
 from numrnn.serialize import register
@@ -46,6 +47,7 @@ class Cell(Recurrent):
         """Drop the tape: the steps taken so far can no longer be undone."""
         self._tape.clear()
 
+    @limited
     def _step(self, x, h, c):
         """One step; returns (h, c) (c None for RNN/GRU)."""
         x = self._as_float("x", x)
@@ -63,6 +65,7 @@ class Cell(Recurrent):
         self._tape.append((x, h, c, saved, to_host))
         return self._deliver(to_host, xp.copy(hs[0], self.dtype), None if cs is None else xp.copy(cs[0], self.dtype))
 
+    @limited
     def _unstep(self, dh, dc):
         """Backward through the most recent step not yet undone; returns (dx, dh, dc)."""
         name = type(self).__name__

@@ -36,13 +36,19 @@ def save_checkpoint(path, model, optimizer, state, progress, config):
     serialize.save(model, path, training=tensors)
 
 
-def read_config(path):
-    """The training configuration a checkpoint was written with."""
+def read_checkpoint(path):
+    """The metadata of a training checkpoint (WeightsFileError for any other file)."""
     meta, _ = serialize.read(path)
     if meta["type"] != LanguageModel.__name__ or "training_config" not in meta:
         raise serialize.WeightsFileError(f"{path} is not a training checkpoint written by `numrnn train` "
                                          f"(it holds a {meta['type']})")
-    return json.loads(meta["training_config"])
+    return meta
+
+
+def read_config(path):
+    """The training configuration a checkpoint was written with, and the steps it has trained."""
+    meta = read_checkpoint(path)
+    return json.loads(meta["training_config"]), int(meta["steps"])
 
 
 def restore(path, model, optimizer):

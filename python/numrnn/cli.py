@@ -4,14 +4,13 @@ the tagger's trainer (tag_trainer.py) or reads a weights file. Bad input ends wi
 the problem and exit code 2; a diverged run with 1; Ctrl-C during training saves a checkpoint and
 ends with 130."""
 import argparse
-import contextlib
 import importlib.metadata
 import json
 import math
 import os
 import sys
-
-from threadpoolctl import threadpool_limits
+import tempfile
+import warnings
 
 from numrnn import conll, data, onnx_export, serialize
 from numrnn.checkpoint import read_config
@@ -19,6 +18,7 @@ from numrnn.device import backend
 from numrnn.generate import DEFAULT_TEMPERATURE, sample
 from numrnn.language_model import CELLS, LanguageModel
 from numrnn.module import check_device
+from numrnn.schedule import KINDS
 from numrnn.trainer import Diverged, TrainConfig, train
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
@@ -71,7 +71,15 @@ def _parser():
     t.add_argument("--seq-len", type=_int(1), help=f"BPTT length; default {d.seq_len}")
     t.add_argument("--batch-size", type=_int(1), help=f"default {d.batch_size}")
     t.add_argument("--steps", type=_int(1), help=f"total optimiser steps; default {d.steps}")
-    t.add_argument("--lr", type=_float(0.0, low_open=True), help="default 3e-3 (adam), 1.0 (sgd)")
+    t.add_argument("--lr", type=_float(0.0, low_open=True), help="peak learning rate; default 3e-3 (adam), "
+                                                                 "1.0 (sgd); with --resume: fine-tune at this rate")
+    t.add_argument("--lr-schedule", choices=list(KINDS), help=f"default {d.lr_schedule}")
+    t.add_argument("--warmup", type=_int(0), help="steps of linear warmup to --lr; default 0")
+    t.add_argument("--lr-step", type=_int(1), metavar="N", help="step schedule: multiply the rate by "
+                                                                "--lr-gamma every N steps")
+    t.add_argument("--lr-gamma", type=_float(0.0, low_open=True), help=f"step schedule's factor; default {d.lr_gamma}")
+    t.add_argument("--cosine-steps", type=_int(1), metavar="N", help="cosine schedule: steps until the rate "
+                                                                     "reaches 0; default --steps")
     t.add_argument("--optimizer", choices=["adam", "sgd"], help=f"default {d.optimizer}")
     t.add_argument("--clip", type=_float(0.0), help=f"max global gradient norm, 0 = off; default {d.clip}")
     t.add_argument("--sampling", choices=sorted(data.SAMPLING), help=f"minibatch scheme; default {d.sampling}")
@@ -80,6 +88,7 @@ def _parser():
     t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu")
     t.add_argument("--seed", type=_int(0), help=f"default {d.seed}")
     t.add_argument("--out", help="checkpoint/model file; default model.safetensors (or the --resume file)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
     t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
 
@@ -157,41 +166,113 @@ class BadInput(Exception):
     """Arguments that parse but do not fit together; reported like argparse's errors (exit code 2)."""
 
 
-def _train(args):
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _config(args):
+    """(the run's TrainConfig, the steps already trained): the flags given over the defaults, or over
+    the checkpoint's settings on --resume (where a new rate setting starts a fine-tuning schedule at
+    the resume step)."""
     given = {k: v for k, v in vars(args).items()
              if v is not None and k in TrainConfig.__dataclass_fields__}
-    if args.resume:
-        saved = read_config(args.resume)
-        saved.pop("fingerprint", None)
-        saved.pop("device", None)
-        changed = [f"--{k.replace('_', '-')} {given[k]} (the checkpoint has {saved[k]})"
-                   for k in given if k in saved and k not in TrainConfig.RESUMABLE and given[k] != saved[k]]
-        if changed:
-            raise BadInput("--resume continues a run with its own settings; these differ: " + "; ".join(changed)
-                           + ". Only --steps, --eval-every, --out and --metrics may change.")
-        cfg = TrainConfig(**dict(saved, **given))
-    else:
-        cfg = TrainConfig(**given)
-    if cfg.proj_size and cfg.cell != "lstm":
-        raise BadInput(f"--proj-size applies to --cell lstm only, not {cfg.cell}")
-    if cfg.proj_size >= cfg.hidden_size:
-        raise BadInput(f"--proj-size ({cfg.proj_size}) must be smaller than --hidden-size ({cfg.hidden_size})")
-    out = args.out or args.resume or "model.safetensors"
+    if not args.resume:
+        return TrainConfig(**given), 0
+    saved, done = read_config(args.resume)
+    saved.pop("fingerprint", None)
+    saved.pop("device", None)
+    changed = [f"{_flag(k)} {given[k]} (the checkpoint has {saved[k]})"
+               for k in given if k in saved and k not in TrainConfig.RESUMABLE and given[k] != saved[k]]
+    if changed:
+        raise BadInput("--resume continues a run with its own settings; these differ: " + "; ".join(changed)
+                       + ". Only --steps, --eval-every, --out, --metrics, --device and the learning-rate "
+                         "flags may change.")
+    steps = given.get("steps", saved["steps"])
+    if steps <= done:
+        what = f"--steps {steps}: {args.resume}" if "steps" in given else args.resume
+        raise BadInput(f"{what} has already trained {done} steps; pass --steps above {done} to continue")
+    if any(k in given and given[k] != saved.get(k) for k in TrainConfig.LR_SETTINGS):
+        # fine-tuning: a new schedule from this step, spanning the rest of the run unless told
+        saved.update(lr_start=done, cosine_steps=None)
+    return TrainConfig(**dict(saved, **given)), done
+
+
+def _check_schedule(cfg, given, done):
+    for flag, kind in (("lr_step", "step"), ("lr_gamma", "step"), ("cosine_steps", "cosine")):
+        if given.get(flag) is not None and cfg.lr_schedule != kind:
+            raise BadInput(f"{_flag(flag)} applies to --lr-schedule {kind} only, not {cfg.lr_schedule}")
+    if cfg.lr_schedule == "step" and cfg.lr_step is None:
+        raise BadInput("--lr-schedule step needs --lr-step N (the rate is multiplied by --lr-gamma every N steps)")
+    if cfg.lr_schedule == "cosine":
+        if cfg.warmup >= cfg.cosine_steps:
+            raise BadInput(f"--warmup {cfg.warmup} must be shorter than the cosine schedule "
+                           f"({cfg.cosine_steps} steps)")
+        end = cfg.lr_start + cfg.cosine_steps
+        if cfg.steps > end:
+            # a --cosine-steps given on --resume starts a new schedule at the resume step
+            raise BadInput(f"--steps {cfg.steps} runs past the end of the cosine schedule (step {end}, where the "
+                           f"rate reaches 0); pass --cosine-steps {cfg.steps - done} or more")
+
+
+def _same_file(a, b):
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+
+
+def _check_out(out, args, cfg):
+    """Refuse, before training, an --out or --metrics that training would fail to write or that
+    would destroy something: the text itself, a folder, another file."""
+    for flag, path in (("--out", out), ("--metrics", args.metrics)):
+        if path and cfg.data != data.BUILTIN and _same_file(path, cfg.data):
+            raise BadInput(f"{flag} {path} is the --data file; training would write over the text. "
+                           f"Choose another path")
+    if args.metrics and (_same_file(args.metrics, out) or os.path.abspath(args.metrics) == os.path.abspath(out)):
+        raise BadInput(f"--metrics {args.metrics} is the --out file; choose another path")
+    if os.path.isdir(out):
+        raise BadInput(f"--out {out} is a folder; give a file path, e.g. {os.path.join(out, 'model.safetensors')}")
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise BadInput(f"--out {out}: folder {folder} does not exist")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()     # what the atomic save will need
+    except OSError as e:
+        raise BadInput(f"--out {out}: cannot write in folder {folder} ({e.strerror})") from None
+    if os.path.exists(out) and not args.overwrite and not (args.resume and _same_file(out, args.resume)):
+        try:
+            held = f"a numrnn checkpoint ({read_config(out)[1]} steps)"
+        except (serialize.WeightsFileError, OSError, ValueError):
+            raise BadInput(f"--out {out} exists and is not a numrnn checkpoint; choose another path, or pass "
+                           f"--overwrite to replace it") from None
+        raise BadInput(f"--out {out} already holds {held}; continue it with --resume {out}, or pass "
+                       f"--overwrite to replace it")
     if args.metrics:
         try:
             open(args.metrics, "a").close()
         except OSError as e:
             raise BadInput(f"--metrics {args.metrics}: cannot write there ({e.strerror})") from None
+
+
+def _train(args):
+    cfg, done = _config(args)
+    _check_schedule(cfg, vars(args), done)
+    if cfg.proj_size and cfg.cell != "lstm":
+        raise BadInput(f"--proj-size applies to --cell lstm only, not {cfg.cell}")
+    if cfg.proj_size >= cfg.hidden_size:
+        raise BadInput(f"--proj-size ({cfg.proj_size}) must be smaller than --hidden-size ({cfg.hidden_size})")
+    if cfg.dropout and cfg.num_layers == 1:
+        print(f"numrnn train: warning: --dropout {cfg.dropout} has no effect with --num-layers 1 (dropout acts "
+              f"between layers)", file=sys.stderr)
+    out = args.out or args.resume or "model.safetensors"
+    _check_out(out, args, cfg)
     _device(cfg.device)
-    result = train(cfg, out, metrics=args.metrics, resume=args.resume)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dropout=.* has no effect")    # said above, on one line
+        result = train(cfg, out, metrics=args.metrics, resume=args.resume)
     if result["status"] == "interrupted":
         return EXIT_INTERRUPTED
-    if result["status"] == "done":
-        print(f"saved {out}: {result['step']} steps, val ppl {result['val_ppl']:.3f}, "
-              f"{result['elapsed_s']:.0f}s. Try: numrnn generate {out}")
+    earlier = result["elapsed_s"] - result["run_s"]
+    print(f"saved {out}: {result['step']} steps, val ppl {result['val_ppl']:.3f}, {result['run_s']:.0f}s"
+          + (f" ({result['elapsed_s']:.0f}s in all, with the earlier runs)" if args.resume and earlier else "")
+          + f". Try: numrnn generate {out}")
     return 0
 
 
@@ -364,16 +445,6 @@ def _read_input(path):
         raise BadInput(f"--input {path or '(standard input)'} is not UTF-8 text ({e})") from None
 
 
-def blas_threads():
-    """One BLAS thread for the CLI's work unless the user set a count: the per-step products are
-    small, and a second thread cost more than it gave (100 default training steps: 14-17 s with one
-    thread, 28 s with two on an idle 2-core machine; 10x slower with two when the machine is busy)."""
-    if any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
-        return contextlib.nullcontext()
-    import scipy.linalg.cython_blas  # noqa: F401  the kernels' BLAS, loaded so that the limit reaches it
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def main(argv=None):
     parser = _parser()
     try:
@@ -383,8 +454,7 @@ def main(argv=None):
     run = {"train": _train, "generate": _generate, "info": _info, "export": _export,
            "tag-train": _tag_train, "tag": _tag}[args.command]
     try:
-        with blas_threads():
-            return run(args)
+        return run(args)
     except Diverged as e:
         print(f"numrnn {args.command}: {e}", file=sys.stderr)
         return EXIT_DIVERGED

@@ -49,6 +49,8 @@ def read_text(path):
     """A UTF-8 text file, or the built-in corpus when path is "builtin"."""
     if path == BUILTIN:
         return builtin_corpus()
+    if os.path.isdir(path):
+        raise DataError(f"--data: {path} is a folder; give a UTF-8 text file")
     if not os.path.isfile(path):
         raise DataError(f"--data: no such file: {path}")
     try:

@@ -6,6 +6,7 @@ gives NumPy output, device arrays give device arrays.
 """
 import numpy as np
 
+from numrnn.blas import limited
 from numrnn.device import backend
 from numrnn.module import Module, check_device, check_dtype, check_positive_int
 from numrnn.serialize import register
@@ -43,6 +44,7 @@ class Linear(Module):
     def __repr__(self):
         return "numrnn.Linear(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
 
+    @limited
     def __call__(self, x):
         xp = self._xp
         x = xp.asarray(x)
@@ -60,6 +62,7 @@ class Linear(Module):
             xp.add_rows(y2, self.params["bias"])
         return xp.to_host(y) if to_host else y
 
+    @limited
     def backward(self, dy):
         """dy [..., out_features] -> dx [..., in_features]; adds dW = dy^T x and db = sum dy."""
         if self._x is None:

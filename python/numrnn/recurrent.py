@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from numrnn.blas import limited
 from numrnn.device import backend
 from numrnn.engine.gates import NONLINEARITIES, layer_suffixes, num_gates, param_shapes
 from numrnn.module import Module, check_device, check_dtype, check_positive_int
@@ -192,6 +193,7 @@ class Recurrent(Module):
         return a.astype(np.int64)
 
     # -- forward and backward ------------------------------------------------------------------
+    @limited
     def _forward(self, x, h0, c0, lengths):
         xp = self._xp
         to_host = not xp.is_device_array(x)
@@ -242,6 +244,7 @@ class Recurrent(Module):
             return arrays
         return tuple(None if a is None else self._xp.to_host(a) for a in arrays)
 
+    @limited
     def _backward(self, dout, dh_n, dc_n):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before any forward()")

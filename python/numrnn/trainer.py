@@ -11,12 +11,13 @@ import os
 import signal
 import time
 
-from numrnn import data
-from numrnn.checkpoint import restore, save_checkpoint
+from numrnn import data, engine
+from numrnn.checkpoint import read_checkpoint, restore, save_checkpoint
 from numrnn.language_model import LanguageModel
 from numrnn.losses import cross_entropy
 from numrnn.optim import SGD, Adam, clip_grad_norm
 from numrnn.progress import Progress
+from numrnn.schedule import Schedule
 
 EVAL_STREAMS = 32     # validation text is read as this many parallel streams, state carried
 EVAL_CHUNK = 256      # time steps per evaluation forward call
@@ -35,6 +36,12 @@ class TrainConfig:
     batch_size: int = 32
     steps: int = 1500
     lr: float = None             # None: 3e-3 for adam, 1.0 for sgd
+    lr_schedule: str = "constant"   # constant, cosine or step (schedule.py)
+    warmup: int = 0              # steps of linear warmup
+    lr_step: int = None          # step schedule: multiply the rate by lr_gamma every lr_step steps
+    lr_gamma: float = 0.1
+    cosine_steps: int = None     # cosine schedule: steps from lr_start to a rate of 0; None: steps - lr_start
+    lr_start: int = 0            # the step the rate settings took effect (a fine-tuning resume moves it)
     optimizer: str = "adam"
     clip: float = 1.0            # 0 turns clipping off
     sampling: str = "random"
@@ -42,13 +49,21 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
 
+    # the rate settings; a resumed run that changes one fine-tunes: a new schedule from the resume step
+    LR_SETTINGS = ("lr", "lr_schedule", "warmup", "lr_step", "lr_gamma", "cosine_steps")
     # what a resumed run may change (steps and eval_every default to the checkpoint's); everything
-    # else must match the checkpoint
-    RESUMABLE = ("steps", "eval_every", "device")
+    # else must match the checkpoint, the text included (compared by its hash, whatever its path)
+    RESUMABLE = ("steps", "eval_every", "device", "data") + LR_SETTINGS
 
     def __post_init__(self):
         if self.lr is None:
             self.lr = 3e-3 if self.optimizer == "adam" else 1.0
+        if self.lr_schedule == "cosine" and self.cosine_steps is None:
+            self.cosine_steps = self.steps - self.lr_start
+
+    def schedule(self):
+        return Schedule(self.lr, self.lr_schedule, self.warmup, self.lr_start, self.cosine_steps,
+                        self.lr_step, self.lr_gamma)
 
 
 class Diverged(RuntimeError):
@@ -132,6 +147,8 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
     then still holds the last good checkpoint)."""
     text = data.read_text(cfg.data)
     vocab = data.Vocabulary.from_text(text)
+    if resume is not None:
+        _check_same_text(resume, cfg.data, text, vocab)
     train_ids, val_ids = data.split(vocab.encode(text))
     if len(val_ids) < 2:
         raise data.DataError(f"the text ({len(text)} characters) is too short to hold out a validation "
@@ -139,23 +156,28 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
     batches = data.SAMPLING[cfg.sampling](train_ids, cfg.seq_len, cfg.batch_size, cfg.seed)
     model, optimizer = build(cfg, len(vocab))
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "device"}
+    config["data"] = cfg.data if cfg.data == data.BUILTIN else os.path.abspath(cfg.data)
     config["fingerprint"] = data.fingerprint(text)
+    schedule = cfg.schedule()
     model.metadata["vocabulary"] = vocab.to_json()
 
     state = None
     progress = dict(step=0, loss_sum=0.0, loss_count=0, elapsed_s=0.0, val_loss=None)
     if resume is not None:
         state, progress = restore(resume, model, optimizer)
-        if json.loads(model.metadata["training_config"])["fingerprint"] != config["fingerprint"]:
-            raise data.DataError(f"--resume: {resume} was trained on a different text than {cfg.data}")
+    optimizer.lr = schedule(progress["step"])   # reported at step 0 as the rate of the first update
     log = Progress(cfg.steps, progress["step"], stream)
     if progress["step"] >= cfg.steps:
         log.log(f"{resume} has already trained {progress['step']} steps; pass --steps above that to continue")
         return dict(status="nothing to do", step=progress["step"], val_loss=progress["val_loss"],
-                    val_ppl=_ppl(progress["val_loss"]), elapsed_s=progress["elapsed_s"])
+                    val_ppl=_ppl(progress["val_loss"]), elapsed_s=progress["elapsed_s"], run_s=0.0)
 
     log.log(f"{'resuming' if resume else 'training'} {model!r}: {model.num_parameters():,} parameters, "
             f"{len(train_ids):,} training / {len(val_ids):,} validation characters, {len(vocab)} symbols")
+    if cfg.lr_schedule != "constant" or cfg.warmup or cfg.lr_start:
+        log.log(f"learning rate: {_describe(cfg)}")
+    if cfg.device == "cpu" and not engine.kernels_cached(model.rnn.cell.lower(), model.dtype):
+        log.log("compiling kernels (first run only)...")
     tokens_per_step = cfg.seq_len * cfg.batch_size
     t_start, t_window, window_steps = time.perf_counter(), 0.0, 0
     elapsed0 = progress["elapsed_s"]
@@ -164,17 +186,20 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
         nonlocal t_window, window_steps
         if evaluate_now:
             progress["val_loss"] = evaluate(model, val_ids)
-        progress["elapsed_s"] = elapsed0 + time.perf_counter() - t_start
+        run_s = time.perf_counter() - t_start
+        progress["elapsed_s"] = elapsed0 + run_s
         if evaluate_now:
             train_loss = progress["loss_sum"] / progress["loss_count"] if progress["loss_count"] else None
             tok_s = window_steps * tokens_per_step / t_window if window_steps else None
             record = dict(step=progress["step"], train_loss=train_loss, val_loss=progress["val_loss"],
                           val_ppl=_ppl(progress["val_loss"]), tokens_per_s=tok_s,
+                          lr=optimizer.lr,
                           elapsed_s=round(progress["elapsed_s"], 3))
             log.log(f"step {record['step']:>{len(str(cfg.steps))}}/{cfg.steps}  "
                     + (f"train loss {train_loss:.4f}  " if train_loss is not None else "")
                     + f"val loss {record['val_loss']:.4f}  val ppl {record['val_ppl']:.3f}  "
-                    + (f"{tok_s:,.0f} tok/s  " if tok_s else "") + f"{record['elapsed_s']:.0f}s")
+                    + (f"lr {record['lr']:.3g}  " if schedule.kind != "constant" or schedule.warmup else "")
+                    + (f"{tok_s:,.0f} tok/s  " if tok_s else "") + _times(run_s, elapsed0))
             if metrics:
                 with open(metrics, "a") as f:
                     f.write(json.dumps(record) + "\n")
@@ -191,6 +216,7 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
         while progress["step"] < cfg.steps and not interrupt.requested:
             t0 = time.perf_counter()
             x, y, fresh = batches.batch(progress["step"])
+            optimizer.lr = schedule(progress["step"])
             loss, norm, new_state = train_step(model, optimizer, x, y, None if fresh else state, cfg.clip)
             if new_state is None:
                 log.close()
@@ -216,7 +242,45 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
         log.log(f"interrupted at step {progress['step']}: checkpoint saved to {out}; "
                 f"continue with --resume {out}")
     return dict(status=status, step=progress["step"], val_loss=progress["val_loss"],
-                val_ppl=_ppl(progress["val_loss"]), elapsed_s=progress["elapsed_s"])
+                val_ppl=_ppl(progress["val_loss"]), elapsed_s=progress["elapsed_s"],
+                run_s=progress["elapsed_s"] - elapsed0)
+
+
+def _check_same_text(resume, path, text, vocab):
+    """A resumed run must read the text its checkpoint was trained on: compared by hash, so any
+    path to the same text will do."""
+    meta = read_checkpoint(resume)
+    saved = json.loads(meta["training_config"])
+    if saved["fingerprint"] == data.fingerprint(text):
+        return
+    old = data.Vocabulary.from_json(meta["vocabulary"])
+    if old.chars != vocab.chars:
+        new, gone = sorted(set(vocab.chars) - set(old.chars)), sorted(set(old.chars) - set(vocab.chars))
+        listed = "; ".join(f"{what}: {_chars(cs)}" for what, cs in (("new", new), ("gone", gone)) if cs)
+        raise data.DataError(f"--data {path}: the vocabulary of the data changed: {len(vocab)} symbols now vs "
+                             f"{len(old)} in the checkpoint {resume} ({listed}); a model's vocabulary is fixed, "
+                             f"so train a new model on this text")
+    raise data.DataError(f"--data {path} differs from the text {resume} was trained on ({saved['data']}, "
+                         f"sha256 {saved['fingerprint'][:12]}..., now {data.fingerprint(text)[:12]}...); "
+                         f"resume with that text, or train a new model")
+
+
+def _chars(chars, most=10):
+    return ", ".join(repr(c) for c in chars[:most]) + (f" and {len(chars) - most} more" if len(chars) > most else "")
+
+
+def _describe(cfg):
+    """The rate settings in words, e.g. "cosine from 0.003 to 0 over 1500 steps after 100 warmup steps"."""
+    what = {"constant": f"{cfg.lr:g}",
+            "cosine": f"cosine from {cfg.lr:g} to 0 over {cfg.cosine_steps} steps",
+            "step": f"{cfg.lr:g}, times {cfg.lr_gamma:g} every {cfg.lr_step} steps"}[cfg.lr_schedule]
+    return what + (f" after {cfg.warmup} warmup steps" if cfg.warmup else "") \
+        + (f", from step {cfg.lr_start} (fine-tuning)" if cfg.lr_start else "")
+
+
+def _times(run_s, earlier_s):
+    """This run's time, and the total when earlier runs (before a resume) trained too."""
+    return f"{run_s:.0f}s" + (f" (total {earlier_s + run_s:.0f}s)" if earlier_s else "")
 
 
 def _ppl(loss):
