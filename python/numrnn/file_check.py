@@ -155,6 +155,9 @@ def check_training(meta):
                   for k in MODEL_FIELDS if tc.get(k) != meta["config"][k]]
         if differ:
             raise ValueError("its training_config does not describe its model: " + ", ".join(differ))
+        steps = meta.get("steps")     # the steps trained, which a resumed run starts from
+        if not (isinstance(steps, str) and steps.isascii() and steps.isdigit()):
+            raise ValueError(f"its steps metadata ({str(steps)[:30]!r}) is not a whole number >= 0")
     if "trainer_state" in meta:
         state = parse_json("trainer_state", meta["trainer_state"])
         ok = isinstance(state, dict) and isinstance(state.get("step"), int) and not isinstance(state["step"], bool) \
