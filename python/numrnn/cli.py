@@ -19,7 +19,8 @@ from numrnn.generate import DEFAULT_TEMPERATURE, sample
 from numrnn.language_model import CELLS, LanguageModel
 from numrnn.module import check_device
 from numrnn.schedule import KINDS
-from numrnn.trainer import Diverged, TrainConfig, train
+from numrnn.train_loop import Diverged
+from numrnn.trainer import TrainConfig, train
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
 
