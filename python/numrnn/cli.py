@@ -65,11 +65,7 @@ def _parser():
     # defaults are None so that a resumed run can tell a flag given on purpose from a default
     t.add_argument("--data", help="UTF-8 text file (default: the built-in corpus)")
     t.add_argument("--cell", choices=sorted(CELLS), help=f"default {d.cell}")
-    t.add_argument("--hidden-size", type=_int(1), help=f"default {d.hidden_size}")
-    t.add_argument("--num-layers", type=_int(1), help=f"default {d.num_layers}")
-    t.add_argument("--embedding-dim", type=_int(1), help=f"default {d.embedding_dim}")
-    t.add_argument("--dropout", type=_float(0.0, 1.0), help=f"between layers; default {d.dropout}")
-    t.add_argument("--proj-size", type=_int(0), help="LSTM projection size; default 0 (none)")
+    _layer_flags(t, d)
     t.add_argument("--seq-len", type=_int(1), help=f"BPTT length; default {d.seq_len}")
     t.add_argument("--batch-size", type=_int(1), help=f"default {d.batch_size}")
     t.add_argument("--steps", type=_int(1), help=f"total optimiser steps; default {d.steps}")
@@ -89,10 +85,7 @@ def _parser():
                                                        f"default {d.eval_every}")
     t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu")
     t.add_argument("--seed", type=_int(0), help=f"default {d.seed}")
-    t.add_argument("--out", help="checkpoint/model file; default model.safetensors (or the --resume file)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
-    t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    _file_flags(t, "model.safetensors")
 
     g = sub.add_parser("generate", help="sample text from a trained model")
     g.add_argument("model")
@@ -138,11 +131,7 @@ def _tag_parsers(sub):
                                                       f"default {d.min_count}")
     t.add_argument("--cell", choices=sorted(CELLS), help=f"default {d.cell}")
     t.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, help="default --bidirectional")
-    t.add_argument("--hidden-size", type=_int(1), help=f"default {d.hidden_size}")
-    t.add_argument("--num-layers", type=_int(1), help=f"default {d.num_layers}")
-    t.add_argument("--embedding-dim", type=_int(1), help=f"default {d.embedding_dim}")
-    t.add_argument("--dropout", type=_float(0.0, 1.0), help=f"between layers; default {d.dropout}")
-    t.add_argument("--proj-size", type=_int(0), help="LSTM projection size; default 0 (none)")
+    _layer_flags(t, d)
     t.add_argument("--batch-size", type=_int(1), help=f"sentences per step; default {d.batch_size}")
     t.add_argument("--steps", type=_int(1), help=f"total optimiser steps; default {d.steps}")
     t.add_argument("--lr", type=_float(0.0, low_open=True), help="default 3e-3 (adam), 1.0 (sgd)")
@@ -151,10 +140,7 @@ def _tag_parsers(sub):
     t.add_argument("--eval-every", type=_int(1), help=f"steps between evaluations and checkpoints; "
                                                        f"default {d.eval_every}")
     t.add_argument("--seed", type=_int(0), help=f"default {d.seed}")
-    t.add_argument("--out", help="checkpoint/model file; default tagger.safetensors (or the --resume file)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
-    t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    _file_flags(t, "tagger.safetensors")
 
     g = sub.add_parser("tag", help="label every token with a trained tagger",
                        description="Print one label per token (token, a tab, its label; a blank line between "
@@ -163,6 +149,23 @@ def _tag_parsers(sub):
                                    "or Python source for a character model), the scores go to stderr.")
     g.add_argument("model")
     g.add_argument("--input", help="file to label (default: standard input)")
+
+
+def _layer_flags(t, d):
+    """The layer's size flags, the same for train and tag-train; d: the command's default config."""
+    t.add_argument("--hidden-size", type=_int(1), help=f"default {d.hidden_size}")
+    t.add_argument("--num-layers", type=_int(1), help=f"default {d.num_layers}")
+    t.add_argument("--embedding-dim", type=_int(1), help=f"default {d.embedding_dim}")
+    t.add_argument("--dropout", type=_float(0.0, 1.0), help=f"between layers; default {d.dropout}")
+    t.add_argument("--proj-size", type=_int(0), help="LSTM projection size; default 0 (none)")
+
+
+def _file_flags(t, default_out):
+    """The files a training command writes and resumes, checked alike by _check_out and _resumed."""
+    t.add_argument("--out", help=f"checkpoint/model file; default {default_out} (or the --resume file)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
+    t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
 
 
 class BadInput(Exception):
