@@ -1,6 +1,7 @@
 """`numrnn tag-train` and `numrnn tag`, in-process, on the small CoNLL files in tests/data: the train
 -> tag round trip, metrics, resume equal to a straight run, the built-in character task, and bad
-input ending with a one-line message and exit code 2."""
+input ending with a one-line message and exit code 2, the --out/--metrics/--resume checks included
+(the ones `numrnn train` makes, shared in cli.py)."""
 import json
 import os
 
@@ -114,3 +115,71 @@ def test_bad_files_end_with_one_line_and_exit_2(tmp_path, capsys):
     one_line_error(capsys, ["tag", str(damaged)], "damaged.safetensors")
     one_line_error(capsys, ["tag-train", "--resume", str(out), "--hidden-size", "32"],
                    "--hidden-size 32 (the checkpoint has 16)")
+
+
+# --out, --metrics and --resume as `numrnn train` checks them (tests/test_cli_stumbles.py): refused
+# before training with one line and exit code 2
+
+@pytest.fixture
+def tagger(tmp_path, capsys):
+    out = tmp_path / "done.safetensors"
+    assert tag_train(out, "--steps", "2", "--eval-every", "2") == 0
+    capsys.readouterr()
+    return str(out)
+
+
+def test_out_or_metrics_on_an_input_file_is_refused(tmp_path, capsys):
+    data, dev = tmp_path / "train.conll", tmp_path / "dev.conll"
+    data.write_bytes(open(TRAIN, "rb").read())
+    dev.write_bytes(open(DEV, "rb").read())
+    link = tmp_path / "other-name.conll"
+    os.link(data, link)                     # the same file under another name
+    flags = ["--data", str(data), "--dev", str(dev), *TINY, "--steps", "2"]
+    for argv, fragment in ((["--out", str(data)], f"--out {data} is the --data file"),
+                           (["--out", str(link)], f"--out {link} is the --data file"),
+                           (["--out", str(dev)], f"--out {dev} is the --dev file"),
+                           (["--metrics", str(data), "--out", str(tmp_path / "t.safetensors")],
+                            f"--metrics {data} is the --data file")):
+        err = one_line_error(capsys, ["tag-train", *flags, *argv], fragment)
+        assert "training would write over the text" in err
+    assert data.read_bytes() == open(TRAIN, "rb").read() and dev.read_bytes() == open(DEV, "rb").read()
+
+
+def test_an_existing_file_is_replaced_only_when_told(tagger, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    one_line_error(capsys, ["tag-train", "--data", TRAIN, "--out", str(notes)],
+                   f"--out {notes} exists and is not a numrnn checkpoint; choose another path, or pass --overwrite")
+    assert notes.read_text() == "my notes\n"
+    one_line_error(capsys, ["tag-train", "--data", TRAIN, "--dev", DEV, *TINY, "--steps", "3", "--out", tagger],
+                   f"--out {tagger} already holds a numrnn checkpoint (2 steps); continue it with --resume "
+                   f"{tagger}, or pass --overwrite")
+    assert serialize.read(tagger)[0]["steps"] == "2"
+    assert tag_train(tagger, "--steps", "3", "--overwrite") == 0
+    assert serialize.read(tagger)[0]["steps"] == "3"
+
+
+def test_out_is_checked_before_training(tmp_path, capsys):
+    capsys.readouterr()
+    assert tag_train(tmp_path, "--steps", "2") == 2
+    captured = capsys.readouterr()
+    assert f"--out {tmp_path} is a folder; give a file path" in captured.err and "training" not in captured.out
+    one_line_error(capsys, ["tag-train", "--data", TRAIN, "--out", str(tmp_path / "no" / "t.safetensors")],
+                   f"folder {tmp_path / 'no'} does not exist")
+    if os.path.isdir("/proc"):        # not writable, even for root
+        one_line_error(capsys, ["tag-train", "--data", TRAIN, "--out", "/proc/t.safetensors"],
+                       "--out /proc/t.safetensors: cannot write in folder /proc")
+
+
+@pytest.mark.parametrize("steps", ["1", "2", None])
+def test_resume_to_fewer_steps_is_an_error(tagger, steps, capsys):
+    # the checkpoint's own --steps is 2: without --steps the finished run has nothing left to do
+    what = f"--steps {steps}: {tagger}" if steps else tagger
+    one_line_error(capsys, ["tag-train", "--resume", tagger] + (["--steps", steps] if steps else []),
+                   f"{what} has already trained 2 steps; pass --steps above 2 to continue")
+
+
+def test_dropout_without_layers_to_act_between_is_one_warning(tmp_path, capsys):
+    assert tag_train(tmp_path / "d.safetensors", "--steps", "1", "--dropout", "0.3") == 0
+    assert capsys.readouterr().err == "numrnn tag-train: warning: --dropout 0.3 has no effect with --num-layers 1 " \
+                                      "(dropout acts between layers)\n"

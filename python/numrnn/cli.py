@@ -4,6 +4,7 @@ the tagger's trainer (tag_trainer.py) or reads a weights file. Bad input ends wi
 the problem and exit code 2; a diverged run with 1; Ctrl-C during training saves a checkpoint and
 ends with 130."""
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import math
@@ -19,7 +20,8 @@ from numrnn.generate import DEFAULT_TEMPERATURE, sample
 from numrnn.language_model import CELLS, LanguageModel
 from numrnn.module import check_device
 from numrnn.schedule import KINDS
-from numrnn.trainer import Diverged, TrainConfig, train
+from numrnn.train_loop import Diverged
+from numrnn.trainer import TrainConfig, train
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -63,11 +65,7 @@ def _parser():
     # defaults are None so that a resumed run can tell a flag given on purpose from a default
     t.add_argument("--data", help="UTF-8 text file (default: the built-in corpus)")
     t.add_argument("--cell", choices=sorted(CELLS), help=f"default {d.cell}")
-    t.add_argument("--hidden-size", type=_int(1), help=f"default {d.hidden_size}")
-    t.add_argument("--num-layers", type=_int(1), help=f"default {d.num_layers}")
-    t.add_argument("--embedding-dim", type=_int(1), help=f"default {d.embedding_dim}")
-    t.add_argument("--dropout", type=_float(0.0, 1.0), help=f"between layers; default {d.dropout}")
-    t.add_argument("--proj-size", type=_int(0), help="LSTM projection size; default 0 (none)")
+    _layer_flags(t, d)
     t.add_argument("--seq-len", type=_int(1), help=f"BPTT length; default {d.seq_len}")
     t.add_argument("--batch-size", type=_int(1), help=f"default {d.batch_size}")
     t.add_argument("--steps", type=_int(1), help=f"total optimiser steps; default {d.steps}")
@@ -87,10 +85,7 @@ def _parser():
                                                        f"default {d.eval_every}")
     t.add_argument("--device", choices=["cpu", "cuda"], help="default cpu")
     t.add_argument("--seed", type=_int(0), help=f"default {d.seed}")
-    t.add_argument("--out", help="checkpoint/model file; default model.safetensors (or the --resume file)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
-    t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    _file_flags(t, "model.safetensors")
 
     g = sub.add_parser("generate", help="sample text from a trained model")
     g.add_argument("model")
@@ -136,11 +131,7 @@ def _tag_parsers(sub):
                                                       f"default {d.min_count}")
     t.add_argument("--cell", choices=sorted(CELLS), help=f"default {d.cell}")
     t.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, help="default --bidirectional")
-    t.add_argument("--hidden-size", type=_int(1), help=f"default {d.hidden_size}")
-    t.add_argument("--num-layers", type=_int(1), help=f"default {d.num_layers}")
-    t.add_argument("--embedding-dim", type=_int(1), help=f"default {d.embedding_dim}")
-    t.add_argument("--dropout", type=_float(0.0, 1.0), help=f"between layers; default {d.dropout}")
-    t.add_argument("--proj-size", type=_int(0), help="LSTM projection size; default 0 (none)")
+    _layer_flags(t, d)
     t.add_argument("--batch-size", type=_int(1), help=f"sentences per step; default {d.batch_size}")
     t.add_argument("--steps", type=_int(1), help=f"total optimiser steps; default {d.steps}")
     t.add_argument("--lr", type=_float(0.0, low_open=True), help="default 3e-3 (adam), 1.0 (sgd)")
@@ -149,9 +140,7 @@ def _tag_parsers(sub):
     t.add_argument("--eval-every", type=_int(1), help=f"steps between evaluations and checkpoints; "
                                                        f"default {d.eval_every}")
     t.add_argument("--seed", type=_int(0), help=f"default {d.seed}")
-    t.add_argument("--out", help="checkpoint/model file; default tagger.safetensors (or the --resume file)")
-    t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
-    t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    _file_flags(t, "tagger.safetensors")
 
     g = sub.add_parser("tag", help="label every token with a trained tagger",
                        description="Print one label per token (token, a tab, its label; a blank line between "
@@ -162,6 +151,23 @@ def _tag_parsers(sub):
     g.add_argument("--input", help="file to label (default: standard input)")
 
 
+def _layer_flags(t, d):
+    """The layer's size flags, the same for train and tag-train; d: the command's default config."""
+    t.add_argument("--hidden-size", type=_int(1), help=f"default {d.hidden_size}")
+    t.add_argument("--num-layers", type=_int(1), help=f"default {d.num_layers}")
+    t.add_argument("--embedding-dim", type=_int(1), help=f"default {d.embedding_dim}")
+    t.add_argument("--dropout", type=_float(0.0, 1.0), help=f"between layers; default {d.dropout}")
+    t.add_argument("--proj-size", type=_int(0), help="LSTM projection size; default 0 (none)")
+
+
+def _file_flags(t, default_out):
+    """The files a training command writes and resumes, checked alike by _check_out and _resumed."""
+    t.add_argument("--out", help=f"checkpoint/model file; default {default_out} (or the --resume file)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    t.add_argument("--metrics", help="append one JSON line per evaluation to this file")
+    t.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+
+
 class BadInput(Exception):
     """Arguments that parse but do not fit together; reported like argparse's errors (exit code 2)."""
 
@@ -170,27 +176,39 @@ def _flag(name):
     return "--" + name.replace("_", "-")
 
 
-def _config(args):
-    """(the run's TrainConfig, the steps already trained): the flags given over the defaults, or over
-    the checkpoint's settings on --resume (where a new rate setting starts a fine-tuning schedule at
-    the resume step)."""
-    given = {k: v for k, v in vars(args).items()
-             if v is not None and k in TrainConfig.__dataclass_fields__}
-    if not args.resume:
-        return TrainConfig(**given), 0
+def _given(args, config_class):
+    """The flags given on the command line (not None) that are fields of `config_class`."""
+    return {k: v for k, v in vars(args).items() if v is not None and k in config_class.__dataclass_fields__}
+
+
+def _resumed(args, given, read_config, resumable, may_change):
+    """(the settings saved in the --resume checkpoint, the steps it has trained), once the flags
+    `given` are known to change only settings in `resumable` (named in words by `may_change`) and
+    to leave steps to train. read_config: the command's reader of its checkpoints' settings."""
     saved, done = read_config(args.resume)
     saved.pop("fingerprint", None)
     saved.pop("device", None)
     changed = [f"{_flag(k)} {given[k]} (the checkpoint has {saved[k]})"
-               for k in given if k in saved and k not in TrainConfig.RESUMABLE and given[k] != saved[k]]
+               for k in given if k in saved and k not in resumable and given[k] != saved[k]]
     if changed:
         raise BadInput("--resume continues a run with its own settings; these differ: " + "; ".join(changed)
-                       + ". Only --steps, --eval-every, --out, --metrics, --device and the learning-rate "
-                         "flags may change.")
+                       + f". Only {may_change} may change.")
     steps = given.get("steps", saved["steps"])
     if steps <= done:
         what = f"--steps {steps}: {args.resume}" if "steps" in given else args.resume
         raise BadInput(f"{what} has already trained {done} steps; pass --steps above {done} to continue")
+    return saved, done
+
+
+def _config(args):
+    """(the run's TrainConfig, the steps already trained): the flags given over the defaults, or over
+    the checkpoint's settings on --resume (where a new rate setting starts a fine-tuning schedule at
+    the resume step)."""
+    given = _given(args, TrainConfig)
+    if not args.resume:
+        return TrainConfig(**given), 0
+    saved, done = _resumed(args, given, read_config, TrainConfig.RESUMABLE,
+                           "--steps, --eval-every, --out, --metrics, --device and the learning-rate flags")
     if any(k in given and given[k] != saved.get(k) for k in TrainConfig.LR_SETTINGS):
         # fine-tuning: a new schedule from this step, spanning the rest of the run unless told
         saved.update(lr_start=done, cosine_steps=None)
@@ -218,13 +236,15 @@ def _same_file(a, b):
     return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
 
 
-def _check_out(out, args, cfg):
+def _check_out(out, args, inputs, read_config):
     """Refuse, before training, an --out or --metrics that training would fail to write or that
-    would destroy something: the text itself, a folder, another file."""
+    would destroy something: an input file, a folder, another file. inputs: (flag, path) of the
+    files training reads; read_config: the command's reader of its checkpoints' settings."""
     for flag, path in (("--out", out), ("--metrics", args.metrics)):
-        if path and cfg.data != data.BUILTIN and _same_file(path, cfg.data):
-            raise BadInput(f"{flag} {path} is the --data file; training would write over the text. "
-                           f"Choose another path")
+        for input_flag, source in inputs:
+            if path and source and source != data.BUILTIN and _same_file(path, source):
+                raise BadInput(f"{flag} {path} is the {input_flag} file; training would write over the text. "
+                               f"Choose another path")
     if args.metrics and (_same_file(args.metrics, out) or os.path.abspath(args.metrics) == os.path.abspath(out)):
         raise BadInput(f"--metrics {args.metrics} is the --out file; choose another path")
     if os.path.isdir(out):
@@ -251,21 +271,33 @@ def _check_out(out, args, cfg):
             raise BadInput(f"--metrics {args.metrics}: cannot write there ({e.strerror})") from None
 
 
-def _train(args):
-    cfg, done = _config(args)
-    _check_schedule(cfg, vars(args), done)
+def _check_layer(cfg, command):
+    """The layer settings both trainers share: refused when they do not fit together; dropout that
+    does nothing said here on one line (_layer_warning_said then quiets the layer's own warning)."""
     if cfg.proj_size and cfg.cell != "lstm":
         raise BadInput(f"--proj-size applies to --cell lstm only, not {cfg.cell}")
     if cfg.proj_size >= cfg.hidden_size:
         raise BadInput(f"--proj-size ({cfg.proj_size}) must be smaller than --hidden-size ({cfg.hidden_size})")
     if cfg.dropout and cfg.num_layers == 1:
-        print(f"numrnn train: warning: --dropout {cfg.dropout} has no effect with --num-layers 1 (dropout acts "
-              f"between layers)", file=sys.stderr)
-    out = args.out or args.resume or "model.safetensors"
-    _check_out(out, args, cfg)
-    _device(cfg.device)
+        print(f"numrnn {command}: warning: --dropout {cfg.dropout} has no effect with --num-layers 1 (dropout "
+              f"acts between layers)", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _layer_warning_said():
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*dropout=.* has no effect")    # said above, on one line
+        warnings.filterwarnings("ignore", message=".*dropout=.* has no effect")
+        yield
+
+
+def _train(args):
+    cfg, done = _config(args)
+    _check_schedule(cfg, vars(args), done)
+    _check_layer(cfg, args.command)
+    out = args.out or args.resume or "model.safetensors"
+    _check_out(out, args, [("--data", cfg.data)], read_config)
+    _device(cfg.device)
+    with _layer_warning_said():
         result = train(cfg, out, metrics=args.metrics, resume=args.resume)
     if result["status"] == "interrupted":
         return EXIT_INTERRUPTED
@@ -373,33 +405,18 @@ def _version():
 
 def _tag_train(args):
     from numrnn import tag_trainer
-    fields = tag_trainer.TagConfig.__dataclass_fields__
-    given = {k: v for k, v in vars(args).items() if v is not None and k in fields}
+    given = _given(args, tag_trainer.TagConfig)
     if args.resume:
-        _, saved = tag_trainer.read_checkpoint(args.resume)
-        saved.pop("fingerprint", None)
-        changed = [f"--{k.replace('_', '-')} {given[k]} (the checkpoint has {saved[k]})"
-                   for k in given if k in saved and k not in tag_trainer.TagConfig.RESUMABLE and given[k] != saved[k]]
-        if changed:
-            raise BadInput("--resume continues a run with its own settings; these differ: " + "; ".join(changed)
-                           + ". Only --steps, --eval-every, --out and --metrics may change.")
+        saved, _ = _resumed(args, given, tag_trainer.read_config, tag_trainer.TagConfig.RESUMABLE,
+                            "--steps, --eval-every, --out and --metrics")
         cfg = tag_trainer.TagConfig(**dict(saved, **given))
     else:
         cfg = tag_trainer.TagConfig(**given)
-    if cfg.proj_size and cfg.cell != "lstm":
-        raise BadInput(f"--proj-size applies to --cell lstm only, not {cfg.cell}")
-    if cfg.proj_size >= cfg.hidden_size:
-        raise BadInput(f"--proj-size ({cfg.proj_size}) must be smaller than --hidden-size ({cfg.hidden_size})")
+    _check_layer(cfg, args.command)
     out = args.out or args.resume or "tagger.safetensors"
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise BadInput(f"--out {out}: folder {folder} does not exist")
-    if args.metrics:
-        try:
-            open(args.metrics, "a").close()
-        except OSError as e:
-            raise BadInput(f"--metrics {args.metrics}: cannot write there ({e.strerror})") from None
-    result = tag_trainer.train(cfg, out, metrics=args.metrics, resume=args.resume)
+    _check_out(out, args, [("--data", cfg.data), ("--dev", cfg.dev)], tag_trainer.read_config)
+    with _layer_warning_said():
+        result = tag_trainer.train(cfg, out, metrics=args.metrics, resume=args.resume)
     if result["status"] == "interrupted":
         return EXIT_INTERRUPTED
     if result["status"] == "done":

@@ -33,6 +33,14 @@ class LanguageModel:
 
     def __init__(self, vocab_size, embedding_dim, cell="lstm", hidden_size=256, num_layers=1,
                  dropout=0.0, proj_size=0, device="cpu", dtype=np.float32, seed=None):
+        self._build(vocab_size, embedding_dim, cell, hidden_size, proj_size, vocab_size, device, dtype, seed,
+                    num_layers=num_layers, dropout=dropout)
+
+    def _build(self, vocab_size, embedding_dim, cell, hidden_size, proj_size, out_size, device, dtype, seed,
+               **rnn_args):
+        """The three blocks and the dotted views over their buffers, here and in Tagger: an embedding
+        of vocab_size ids, the RNN (rnn_args: num_layers, dropout, bidirectional), and a head from the
+        RNN's output (each direction's) to out_size scores."""
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         self.vocab_size = check_positive_int("vocab_size", vocab_size)
@@ -45,11 +53,11 @@ class LanguageModel:
         # one seed each, derived from `seed`, so the three blocks do not draw the same numbers
         emb_seed, rnn_seed, head_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(3))
         self.embedding = Embedding(vocab_size, embedding_dim, device=device, dtype=dtype, seed=emb_seed)
-        rnn_args = dict(num_layers=num_layers, dropout=dropout, device=device, dtype=dtype, seed=rnn_seed)
         if proj_size:
             rnn_args["proj_size"] = proj_size
-        self.rnn = CELLS[cell](embedding_dim, hidden_size, **rnn_args)
-        self.head = Linear(self.rnn.out_size, vocab_size, device=device, dtype=dtype, seed=head_seed)
+        self.rnn = CELLS[cell](embedding_dim, hidden_size, device=device, dtype=dtype, seed=rnn_seed, **rnn_args)
+        self.head = Linear(self.rnn.num_directions * self.rnn.out_size, out_size, device=device, dtype=dtype,
+                           seed=head_seed)
         self.metadata = {}
         self.params, self.grads = {}, {}
         for prefix, block in self.named_blocks():
@@ -87,11 +95,18 @@ class LanguageModel:
     def param_shapes(vocab_size, embedding_dim, cell="lstm", hidden_size=256, num_layers=1, proj_size=0, **_):
         """(name, shape) of each parameter a configuration (config(), or a file's) describes: the
         three blocks' own, with their prefixes; computed lazily, nothing allocated."""
+        return LanguageModel._shapes(vocab_size, embedding_dim, cell, hidden_size, num_layers, proj_size, vocab_size)
+
+    @staticmethod
+    def _shapes(vocab_size, embedding_dim, cell, hidden_size, num_layers, proj_size, out_size, bidirectional=False):
+        """param_shapes of the blocks _build makes, here and in Tagger."""
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+        directions = 2 if bidirectional else 1
         blocks = (("embedding", Embedding.param_shapes(vocab_size, embedding_dim)),
-                  ("rnn", CELLS[cell].param_shapes(embedding_dim, hidden_size, num_layers, proj_size=proj_size)),
-                  ("head", Linear.param_shapes(proj_size or hidden_size, vocab_size)))
+                  ("rnn", CELLS[cell].param_shapes(embedding_dim, hidden_size, num_layers,
+                                                   bidirectional=bidirectional, proj_size=proj_size)),
+                  ("head", Linear.param_shapes(directions * (proj_size or hidden_size), out_size)))
         for prefix, shapes in blocks:
             for name, shape in shapes:
                 yield f"{prefix}.{name}", shape

@@ -1,5 +1,7 @@
-"""The training loop of a sequence tagger (what `numrnn tag-train` runs): sentences, vocabularies,
-Tagger, optimiser, evaluation (accuracy, entity F1), metrics, checkpoints and resume.
+"""Training a sequence tagger (what `numrnn tag-train` runs): sentences, vocabularies,
+Tagger, optimiser, evaluation (accuracy, entity F1), checkpoints and resume, run by the loop the
+language model's trainer shares (train_loop.py: steps, evaluation cadence, metrics, Ctrl-C and
+divergence handling).
 
 Each step draws a batch of sentences (a pure function of seed and step, so a resumed run reads the
 same batches), pads them with their lengths, and runs forward, the masked cross-entropy, backward,
@@ -10,19 +12,17 @@ files and scores (conll.py).
 import dataclasses
 import json
 import math
-import os
-import time
 
 import numpy as np
 
-from numrnn import conll, data, serialize
+from numrnn import conll, data, serialize, train_loop
 from numrnn.checkpoint import restore, save_checkpoint
 from numrnn.file_check import check_training
 from numrnn.losses import masked_cross_entropy
 from numrnn.optim import SGD, Adam, clip_grad_norm
 from numrnn.progress import Progress
 from numrnn.tagger import Tagger
-from numrnn.trainer import Diverged, _Interrupt
+from numrnn.train_loop import new_progress
 
 DEV_FRACTION = 0.1      # of the sentences, held out from the end when no --dev file is given
 EVAL_BATCH = 64         # sentences per evaluation forward call
@@ -133,6 +133,12 @@ def read_checkpoint(path):
     return meta, json.loads(meta["training_config"])
 
 
+def read_config(path):
+    """The training configuration a checkpoint was written with, and the steps it has trained."""
+    meta, config = read_checkpoint(path)
+    return config, json.loads(meta["trainer_state"])["step"]
+
+
 def train(cfg, out, metrics=None, resume=None, stream=None):
     """Train per `cfg`, writing checkpoints to `out` (resuming the checkpoint `resume` if given).
     Returns dict(status, step, elapsed_s, scores: the last evaluation's conll.score)."""
@@ -149,7 +155,7 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
     config["fingerprint"] = data.fingerprint(json.dumps(sentences))
     model.metadata.update(vocabulary=words.to_json(), labels=labels.to_json(), input=kind)
 
-    progress = dict(step=0, loss_sum=0.0, loss_count=0, elapsed_s=0.0, val_loss=None)
+    progress = new_progress()
     scores = None
     if resume is not None:
         _, progress = restore(resume, model, optimizer)
@@ -163,58 +169,23 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
     log.log(f"{'resuming' if resume else 'training'} {model!r}: {model.num_parameters():,} parameters, "
             f"{len(train_enc):,} training sentences ({n_tokens:,} tokens), {len(dev_enc):,} evaluation "
             f"sentences, {len(words)} words, {len(labels)} labels")
-    t_start, elapsed0 = time.perf_counter(), progress["elapsed_s"]
 
-    def checkpoint_and_report(evaluate_now):
+    def step(i):
+        batch = _batch(train_enc, cfg, i)
+        loss, norm = train_step(model, optimizer, batch, cfg.clip)
+        return loss, norm, sum(len(w) for w, _ in batch)
+
+    def measure(tok_s):
         nonlocal scores
-        progress["elapsed_s"] = elapsed0 + time.perf_counter() - t_start
-        if evaluate_now:
-            scores = evaluate(model, dev_enc, labels)
-            train_loss = progress["loss_sum"] / progress["loss_count"] if progress["loss_count"] else None
-            record = dict(step=progress["step"], train_loss=train_loss, accuracy=scores["accuracy"],
-                          f1=scores["entities"]["f1"] if "entities" in scores else None,
-                          elapsed_s=round(progress["elapsed_s"], 3))
-            log.log(f"step {record['step']:>{len(str(cfg.steps))}}/{cfg.steps}  "
-                    + (f"train loss {train_loss:.4f}  " if train_loss is not None else "")
-                    + f"accuracy {100 * record['accuracy']:.2f}%  "
-                    + (f"entity F1 {100 * record['f1']:.2f}  " if record["f1"] is not None else "")
-                    + f"{record['elapsed_s']:.0f}s")
-            if metrics:
-                with open(metrics, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            progress.update(loss_sum=0.0, loss_count=0)
-        save_checkpoint(out, model, optimizer, None, progress, config)
+        scores = evaluate(model, dev_enc, labels)
+        fields = dict(accuracy=scores["accuracy"], f1=scores["entities"]["f1"] if "entities" in scores else None)
+        return fields, (f"accuracy {100 * fields['accuracy']:.2f}%  "
+                        + (f"entity F1 {100 * fields['f1']:.2f}  " if fields["f1"] is not None else ""))
 
-    with _Interrupt() as interrupt:
-        if resume is None:
-            checkpoint_and_report(True)
-        elif os.path.abspath(out) != os.path.abspath(resume):
-            checkpoint_and_report(False)
-        model.train()
-        while progress["step"] < cfg.steps and not interrupt.requested:
-            t0 = time.perf_counter()
-            batch = _batch(train_enc, cfg, progress["step"])
-            loss, norm = train_step(model, optimizer, batch, cfg.clip)
-            if not (math.isfinite(loss) and math.isfinite(norm)):
-                log.close()
-                what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
-                raise Diverged(f"training stopped at step {progress['step'] + 1}: the {what}. {out} still holds "
-                               f"the last good checkpoint (step {model.metadata.get('steps', 0)}). "
-                               f"Try a smaller --lr (now {cfg.lr}) or --clip (now {cfg.clip}).")
-            progress["step"] += 1
-            progress["loss_sum"] += loss
-            progress["loss_count"] += 1
-            log.update(progress["step"], loss, sum(len(w) for w, _ in batch) / (time.perf_counter() - t0))
-            if progress["step"] % cfg.eval_every == 0 or progress["step"] == cfg.steps:
-                checkpoint_and_report(True)
-        if interrupt.requested:
-            checkpoint_and_report(False)
-    log.close()
-    status = "interrupted" if interrupt.requested and progress["step"] < cfg.steps else "done"
-    if status == "interrupted":
-        log.log(f"interrupted at step {progress['step']}: checkpoint saved to {out}; "
-                f"continue with --resume {out}")
-    elif scores is not None:
+    model.train()
+    status = train_loop.run(cfg, out, resume, progress, log, step, measure,
+                            lambda: save_checkpoint(out, model, optimizer, None, progress, config), metrics)
+    if status == "done" and scores is not None:
         for line in conll.report(scores):
             log.log(line)
     return dict(status=status, step=progress["step"], elapsed_s=progress["elapsed_s"], scores=scores)

@@ -12,11 +12,8 @@ Not here: reading CoNLL files and scoring (conll.py), the training loop (tag_tra
 """
 import numpy as np
 
-from numrnn.device import backend
-from numrnn.embedding import Embedding
-from numrnn.language_model import CELLS, LanguageModel
-from numrnn.linear import Linear
-from numrnn.module import check_device, check_dtype, check_positive_int
+from numrnn.language_model import LanguageModel
+from numrnn.module import check_positive_int
 from numrnn.serialize import register
 
 
@@ -28,31 +25,11 @@ class Tagger:
 
     def __init__(self, vocab_size, num_labels, embedding_dim=32, cell="lstm", hidden_size=64, num_layers=1,
                  bidirectional=True, dropout=0.0, proj_size=0, device="cpu", dtype=np.float32, seed=None):
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-        self.vocab_size = check_positive_int("vocab_size", vocab_size)
         self.num_labels = check_positive_int("num_labels", num_labels)
-        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-        self.cell = cell
-        self.device = check_device(device)
-        self._xp = backend(self.device)
-        self.dtype = check_dtype(dtype)
-        self.seed = seed
-        emb_seed, rnn_seed, head_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(3))
-        self.embedding = Embedding(vocab_size, embedding_dim, device=device, dtype=dtype, seed=emb_seed)
-        rnn_args = dict(num_layers=num_layers, dropout=dropout, bidirectional=bidirectional, device=device,
-                        dtype=dtype, seed=rnn_seed)
-        if proj_size:
-            rnn_args["proj_size"] = proj_size
-        self.rnn = CELLS[cell](embedding_dim, hidden_size, **rnn_args)
-        self.head = Linear(self.rnn.num_directions * self.rnn.out_size, num_labels, device=device, dtype=dtype,
-                           seed=head_seed)
-        self.metadata = {}
-        self.params, self.grads = {}, {}
-        for prefix, block in self.named_blocks():
-            self.params.update({f"{prefix}.{k}": v for k, v in block.params.items()})
-            self.grads.update({f"{prefix}.{k}": v for k, v in block.grads.items()})
+        self._build(vocab_size, embedding_dim, cell, hidden_size, proj_size, num_labels, device, dtype, seed,
+                    num_layers=num_layers, dropout=dropout, bidirectional=bidirectional)
 
+    _build = LanguageModel._build
     named_blocks = LanguageModel.named_blocks
     blocks = LanguageModel.blocks
     hidden_size = LanguageModel.hidden_size
@@ -77,16 +54,8 @@ class Tagger:
                      bidirectional=True, proj_size=0, **_):
         """(name, shape) of each parameter a configuration (config(), or a file's) describes, with
         the blocks' prefixes; computed lazily, nothing allocated."""
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
-        directions = 2 if bidirectional else 1
-        blocks = (("embedding", Embedding.param_shapes(vocab_size, embedding_dim)),
-                  ("rnn", CELLS[cell].param_shapes(embedding_dim, hidden_size, num_layers,
-                                                   bidirectional=bidirectional, proj_size=proj_size)),
-                  ("head", Linear.param_shapes(directions * (proj_size or hidden_size), num_labels)))
-        for prefix, shapes in blocks:
-            for name, shape in shapes:
-                yield f"{prefix}.{name}", shape
+        return LanguageModel._shapes(vocab_size, embedding_dim, cell, hidden_size, num_layers, proj_size, num_labels,
+                                     bidirectional)
 
     def config(self):
         return dict(vocab_size=self.vocab_size, num_labels=self.num_labels, embedding_dim=self.embedding_dim,

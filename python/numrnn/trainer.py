@@ -1,5 +1,6 @@
-"""The training loop of a character language model (what `numrnn train` runs): data, model,
-optimiser, evaluation, metrics, checkpoints, resume, Ctrl-C and divergence handling.
+"""Training a character language model (what `numrnn train` runs): data, model, optimiser, learning
+rate schedule, evaluation, checkpoints and resume, run by the loop the tagger shares (train_loop.py:
+steps, evaluation cadence, metrics, Ctrl-C and divergence handling).
 
 No autograd: each step is forward, cross-entropy, backward through the blocks, clipping, update.
 Not here: argument parsing (cli.py) and text generation (generate.py).
@@ -8,16 +9,15 @@ import dataclasses
 import json
 import math
 import os
-import signal
-import time
 
-from numrnn import data, engine
+from numrnn import data, engine, train_loop
 from numrnn.checkpoint import read_checkpoint, restore, save_checkpoint
 from numrnn.language_model import LanguageModel
 from numrnn.losses import cross_entropy
 from numrnn.optim import SGD, Adam, clip_grad_norm
 from numrnn.progress import Progress
 from numrnn.schedule import Schedule
+from numrnn.train_loop import new_progress
 
 EVAL_STREAMS = 32     # validation text is read as this many parallel streams, state carried
 EVAL_CHUNK = 256      # time steps per evaluation forward call
@@ -64,10 +64,6 @@ class TrainConfig:
     def schedule(self):
         return Schedule(self.lr, self.lr_schedule, self.warmup, self.lr_start, self.cosine_steps,
                         self.lr_step, self.lr_gamma)
-
-
-class Diverged(RuntimeError):
-    """The loss or the gradient became NaN or Inf."""
 
 
 def build(cfg, vocab_size):
@@ -117,34 +113,11 @@ def train_step(model, optimizer, x, y, state, clip):
     return loss, norm, state
 
 
-class _Interrupt:
-    """Ctrl-C sets a flag that the loop checks between steps (so a step is never cut in half);
-    a second Ctrl-C interrupts at once."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:          # not the main thread: no handler, Ctrl-C behaves as usual
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
 def train(cfg, out, metrics=None, resume=None, stream=None):
     """Train per `cfg`, writing checkpoints to `out`; resume from the checkpoint `resume` if given.
     Returns a dict: status ("done", "interrupted", "nothing to do"), step, val_loss, val_ppl,
-    elapsed_s. Raises data.DataError for unusable text and Diverged on NaN/Inf (the file at `out`
-    then still holds the last good checkpoint)."""
+    elapsed_s, run_s. Raises data.DataError for unusable text and train_loop.Diverged on NaN/Inf
+    (the file at `out` then still holds the last good checkpoint)."""
     text = data.read_text(cfg.data)
     vocab = data.Vocabulary.from_text(text)
     if resume is not None:
@@ -162,7 +135,7 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
     model.metadata["vocabulary"] = vocab.to_json()
 
     state = None
-    progress = dict(step=0, loss_sum=0.0, loss_count=0, elapsed_s=0.0, val_loss=None)
+    progress = new_progress()
     if resume is not None:
         state, progress = restore(resume, model, optimizer)
     optimizer.lr = schedule(progress["step"])   # reported at step 0 as the rate of the first update
@@ -179,68 +152,28 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
     if cfg.device == "cpu" and not engine.kernels_cached(model.rnn.cell.lower(), model.dtype):
         log.log("compiling kernels (first run only)...")
     tokens_per_step = cfg.seq_len * cfg.batch_size
-    t_start, t_window, window_steps = time.perf_counter(), 0.0, 0
     elapsed0 = progress["elapsed_s"]
 
-    def checkpoint_and_report(evaluate_now):
-        nonlocal t_window, window_steps
-        if evaluate_now:
-            progress["val_loss"] = evaluate(model, val_ids)
-        run_s = time.perf_counter() - t_start
-        progress["elapsed_s"] = elapsed0 + run_s
-        if evaluate_now:
-            train_loss = progress["loss_sum"] / progress["loss_count"] if progress["loss_count"] else None
-            tok_s = window_steps * tokens_per_step / t_window if window_steps else None
-            record = dict(step=progress["step"], train_loss=train_loss, val_loss=progress["val_loss"],
-                          val_ppl=_ppl(progress["val_loss"]), tokens_per_s=tok_s,
-                          lr=optimizer.lr,
-                          elapsed_s=round(progress["elapsed_s"], 3))
-            log.log(f"step {record['step']:>{len(str(cfg.steps))}}/{cfg.steps}  "
-                    + (f"train loss {train_loss:.4f}  " if train_loss is not None else "")
-                    + f"val loss {record['val_loss']:.4f}  val ppl {record['val_ppl']:.3f}  "
-                    + (f"lr {record['lr']:.3g}  " if schedule.kind != "constant" or schedule.warmup else "")
-                    + (f"{tok_s:,.0f} tok/s  " if tok_s else "") + _times(run_s, elapsed0))
-            if metrics:
-                with open(metrics, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            progress.update(loss_sum=0.0, loss_count=0)
-            t_window, window_steps = 0.0, 0
-        save_checkpoint(out, model, optimizer, state, progress, config)
-
-    with _Interrupt() as interrupt:
-        if resume is None:
-            checkpoint_and_report(True)
-        elif os.path.abspath(out) != os.path.abspath(resume):
-            checkpoint_and_report(False)     # so that `out` holds a good checkpoint from the start
-        model.train()
-        while progress["step"] < cfg.steps and not interrupt.requested:
-            t0 = time.perf_counter()
-            x, y, fresh = batches.batch(progress["step"])
-            optimizer.lr = schedule(progress["step"])
-            loss, norm, new_state = train_step(model, optimizer, x, y, None if fresh else state, cfg.clip)
-            if new_state is None:
-                log.close()
-                what = f"loss became {loss}" if not math.isfinite(loss) else f"gradient norm became {norm}"
-                raise Diverged(f"training stopped at step {progress['step'] + 1}: the {what}. {out} still holds "
-                               f"the last good checkpoint (step {model.metadata.get('steps', 0)}). "
-                               f"Try a smaller --lr (now {cfg.lr}) or --clip (now {cfg.clip}).")
+    def step(i):
+        nonlocal state
+        x, y, fresh = batches.batch(i)
+        optimizer.lr = schedule(i)
+        loss, norm, new_state = train_step(model, optimizer, x, y, None if fresh else state, cfg.clip)
+        if new_state is not None:
             state = new_state
-            progress["step"] += 1
-            progress["loss_sum"] += loss
-            progress["loss_count"] += 1
-            t_window += time.perf_counter() - t0
-            window_steps += 1
-            log.update(progress["step"], loss, window_steps * tokens_per_step / t_window)
-            step = progress["step"]
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                checkpoint_and_report(True)
-        if interrupt.requested:
-            checkpoint_and_report(False)
-    log.close()
-    status = "interrupted" if interrupt.requested and progress["step"] < cfg.steps else "done"
-    if status == "interrupted":
-        log.log(f"interrupted at step {progress['step']}: checkpoint saved to {out}; "
-                f"continue with --resume {out}")
+        return loss, norm, tokens_per_step
+
+    def measure(tok_s):
+        progress["val_loss"] = evaluate(model, val_ids)
+        fields = dict(val_loss=progress["val_loss"], val_ppl=_ppl(progress["val_loss"]), tokens_per_s=tok_s,
+                      lr=optimizer.lr)
+        return fields, (f"val loss {fields['val_loss']:.4f}  val ppl {fields['val_ppl']:.3f}  "
+                        + (f"lr {fields['lr']:.3g}  " if schedule.kind != "constant" or schedule.warmup else "")
+                        + (f"{tok_s:,.0f} tok/s  " if tok_s else ""))
+
+    model.train()
+    status = train_loop.run(cfg, out, resume, progress, log, step, measure,
+                            lambda: save_checkpoint(out, model, optimizer, state, progress, config), metrics)
     return dict(status=status, step=progress["step"], val_loss=progress["val_loss"],
                 val_ppl=_ppl(progress["val_loss"]), elapsed_s=progress["elapsed_s"],
                 run_s=progress["elapsed_s"] - elapsed0)
@@ -276,11 +209,6 @@ def _describe(cfg):
             "step": f"{cfg.lr:g}, times {cfg.lr_gamma:g} every {cfg.lr_step} steps"}[cfg.lr_schedule]
     return what + (f" after {cfg.warmup} warmup steps" if cfg.warmup else "") \
         + (f", from step {cfg.lr_start} (fine-tuning)" if cfg.lr_start else "")
-
-
-def _times(run_s, earlier_s):
-    """This run's time, and the total when earlier runs (before a resume) trained too."""
-    return f"{run_s:.0f}s" + (f" (total {earlier_s + run_s:.0f}s)" if earlier_s else "")
 
 
 def _ppl(loss):
