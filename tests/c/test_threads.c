@@ -4,8 +4,9 @@
  *   test_threads MODEL features|tokens
  *
  * Four states, each fed its own input (so a mix-up between states shows), streamed one step per
- * call over STEPS steps: first every state alone on the main thread, then all four at once on
- * four threads, ROUNDS times over. (Whether they really run in parallel is measured, not
+ * call over STEPS steps, ROUNDS times with a new state each time: first every state alone on the
+ * main thread, then all four at once on four threads started together. Every round's outputs are
+ * compared (a late round alone could match by the state's dynamics forgetting a corrupted start). (Whether they really run in parallel is measured, not
  * tested: benchmarks/capi.py's thread row.)
  */
 #include <pthread.h>
@@ -15,30 +16,36 @@
 
 #include "numrnn.h"
 
-enum { THREADS = 4, STEPS = 40, ROUNDS = 25, BATCH = 2 };
+enum { THREADS = 4, STEPS = 40, ROUNDS = 50, BATCH = 2 };
 
 typedef struct {
     numrnn_model *model;
     int tokens;
     int64_t I, O, V;
     void *in;     /* [STEPS][BATCH][I] floats or [STEPS][BATCH] token ids */
-    float *y;     /* [STEPS][BATCH][O] */
+    float *y;     /* [ROUNDS][STEPS][BATCH][O] */
     int rc;
 } job;
+
+static pthread_barrier_t start;
 
 static void *stream(void *arg)
 {
     job *j = arg;
     int64_t step = BATCH * j->O;
+    if (j->rc < 0) {    /* a thread of the parallel run: wait for the others */
+        j->rc = 0;
+        pthread_barrier_wait(&start);
+    }
     for (int r = 0; r < ROUNDS && !j->rc; r++) {
         numrnn_state *s = NULL;
         j->rc = numrnn_state_new(j->model, BATCH, &s);
         for (int64_t t = 0; t < STEPS && !j->rc; t++) {
             j->rc = j->tokens
                 ? numrnn_forward_tokens(j->model, s, (const int32_t *)j->in + t * BATCH, 1, BATCH,
-                                        j->y + t * step, step)
+                                        j->y + (r * STEPS + t) * step, step)
                 : numrnn_forward(j->model, s, (const float *)j->in + t * BATCH * j->I, 1, BATCH,
-                                 j->y + t * step, step);
+                                 j->y + (r * STEPS + t) * step, step);
         }
         numrnn_state_free(s);
     }
@@ -72,20 +79,22 @@ int main(int argc, char **argv)
             else
                 ((float *)in)[k] = (float)rand() / RAND_MAX * 2.0f - 1.0f;
         }
-        one[i] = (job){m, tokens, I, O, V, in, calloc(STEPS * BATCH * O, sizeof(float)), 0};
+        one[i] = (job){m, tokens, I, O, V, in, calloc(ROUNDS * STEPS * BATCH * O, sizeof(float)), 0};
         many[i] = one[i];
-        many[i].y = calloc(STEPS * BATCH * O, sizeof(float));
+        many[i].y = calloc(ROUNDS * STEPS * BATCH * O, sizeof(float));
+        many[i].rc = -1;
         stream(&one[i]);
         if (one[i].rc) {
             fprintf(stderr, "FAIL state %d alone: %d %s\n", i, one[i].rc, numrnn_last_error());
             failures++;
         }
     }
+    pthread_barrier_init(&start, NULL, THREADS);
     for (int i = 0; i < THREADS; i++)
         pthread_create(&tid[i], NULL, stream, &many[i]);
     for (int i = 0; i < THREADS; i++) {
         pthread_join(tid[i], NULL);
-        if (many[i].rc || memcmp(many[i].y, one[i].y, STEPS * BATCH * O * sizeof(float)) != 0) {
+        if (many[i].rc || memcmp(many[i].y, one[i].y, ROUNDS * STEPS * BATCH * O * sizeof(float)) != 0) {
             fprintf(stderr, "FAIL thread %d: rc %d, %s\n", i, many[i].rc,
                     many[i].rc ? numrnn_last_error() : "outputs differ from the state's single-thread run");
             failures++;
@@ -95,6 +104,7 @@ int main(int argc, char **argv)
             failures++;
         }
     }
+    pthread_barrier_destroy(&start);
     printf("%s: %d threads x %d rounds x %d steps on %d states == each state alone, bit for bit; "
            "(%d failures)\n", argv[1], THREADS, ROUNDS, STEPS, THREADS, failures);
     for (int i = 0; i < THREADS; i++) {
