@@ -1,5 +1,6 @@
 """The C interface's entry points: @cfunc wrappers of engine/infer.py's whole-model forward, whose
-addresses capi/numrnn.c receives at numrnn_model_open and calls with no interpreter and no GIL.
+addresses capi/numrnn.c receives before a model's first forward call and then calls with no
+interpreter and no GIL.
 
 Each is compiled (or loaded from Numba's cache) on first request by entry(), which only the C
 interface makes: a Python program never pays for them, and a host opening only layers never
@@ -16,7 +17,7 @@ from .infer import (CELL_LSTM, M_D, M_EMB, M_H, M_HEAD_B, M_HEAD_W, M_I, M_L, M_
 DONE = 1
 
 # (meta, weights, h, c, work, inputs, T, B, y) -> DONE
-#   meta     int64 [META + L * D * SPEC] as above
+#   meta     int64 [META + L * D * SPEC] as in infer.py
 #   weights  float32 [meta[M_NPARAMS]]: the layer's flat buffer, then (LanguageModel) emb [V, E],
 #            head_w [V, P], head_b [V] at meta's M_EMB, M_HEAD_W, M_HEAD_B
 #   h, c     float32 [L * D, B, P] and [L * D, B, H]: the state, read and overwritten with the
