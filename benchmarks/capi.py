@@ -1,16 +1,16 @@
-"""Cost of the C interface: one T=1, B=1 step of a 2-layer LSTM through libnumrnn.so against the
-same call in Python (H=256, the figure asked for, and H=16, where the kernel is so cheap that the
-interface's own cost shows), and a new host process's time to its first output.
+"""Speed of the C interface: numrnn's compiled inference path called from a C host (numrnn-bench),
+from Python in eval mode, and as the bare compiled call, against ONNX Runtime on the same model;
+calls per second of 2 host threads on 2 states against 1; a new host process's time to its
+first output with a cold and a warm Numba cache.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/capi.py [BUILD_FOLDER]
 
 BUILD_FOLDER (default build/) holds libnumrnn.so, numrnn-bench and numrnn-run from `cmake --build`.
-The machine is shared and the kernel's own time drifts with the load, so the overhead is measured
-inside one process, call by call: this script loads libnumrnn.so with cffi (the library then runs
-in this interpreter), alternates one Python call and one C call, and reports the median of the
-differences of adjacent calls (the C figure includes cffi's own call, ~0.3 us). numrnn-bench, a
-separate C host, gives the C call's time as a check. Start-up is the median of 5 runs of
-`env -i numrnn-run` with a warm Numba cache.
+Every contender runs in its own process and is asked in turn for blocks of calls with a pause
+between blocks (benchmarks/interleave.py), so the machine's drifting load is shared and no
+library's spinning thread pool slows another's calls. B=1, float32, inputs I = 64 (T=100 rows) or
+I = H (the streaming steps, which carry the state from call to call). numrnn runs with BLAS on one
+thread (as the C interface sets it, and the CLI), ONNX Runtime with 2 intra-op threads.
 """
 import os
 import statistics
@@ -19,82 +19,141 @@ import sys
 import tempfile
 import time
 
-import cffi
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import numrnn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-L = 2
-DECLARATIONS = """
-typedef struct numrnn_model numrnn_model;
-typedef struct numrnn_state numrnn_state;
-int numrnn_model_open(const char *path, const char *device, numrnn_model **model);
-int numrnn_state_new(numrnn_model *model, int64_t batch, numrnn_state **state);
-int numrnn_forward(numrnn_model *model, numrnn_state *state, const float *x, int64_t seq_len,
-                   int64_t batch, float *y, int64_t y_len);
-"""
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from interleave import interleaved, python_worker  # noqa: E402
+
+# name, cell, T, I, H, layers, goal (numrnn / ONNX Runtime)
+ROWS = [
+    ("LSTM T=100 H=128", "LSTM", 100, 64, 128, 1, 0.8),
+    ("GRU T=100 H=128", "GRU", 100, 64, 128, 1, 0.8),
+    ("2-layer LSTM step H=256", "LSTM", 1, 256, 256, 2, 0.8),
+    ("2-layer LSTM step H=16", "LSTM", 1, 16, 16, 2, None),
+]
 
 
-def paired_us(layer, lib, ffi, model, pairs=3000, skip=300):
-    """Medians over adjacent pairs: (Python call, C call, C - Python), in microseconds."""
-    H = layer.hidden_size
-    m, s = ffi.new("numrnn_model **"), ffi.new("numrnn_state **")
-    assert lib.numrnn_model_open(model.encode(), b"cpu", m) == 0
-    assert lib.numrnn_state_new(m[0], 1, s) == 0
-    x = np.random.default_rng(0).standard_normal((1, 1, layer.input_size)).astype(np.float32)
-    y = np.empty(H, np.float32)
-    xp, yp = ffi.cast("float *", x.ctypes.data), ffi.cast("float *", y.ctypes.data)
-    state, clock, py, c = None, time.perf_counter_ns, [], []
-    for i in range(pairs):
-        t0 = clock()
-        _, state = layer(x, state)
-        t1 = clock()
-        lib.numrnn_forward(m[0], s[0], xp, 1, 1, yp, H)
-        t2 = clock()
-        if i >= skip:
-            py.append(t1 - t0)
-            c.append(t2 - t1)
-    diff = [b - a for a, b in zip(py, c)]
-    return tuple(statistics.median(v) / 1e3 for v in (py, c, diff))
+def model_path(folder, cell, I, H, L):
+    return os.path.join(folder, f"{cell}_{I}_{H}_{L}.safetensors")
 
 
-def first_output_s(host, model, size, folder):
-    """Seconds from starting `env -i numrnn-run` until its first output line arrives."""
+def contender(who, path, T):
+    """A zero-argument call for a worker process: one forward of T steps, B=1.
+    python: the block in eval mode (carrying the state when T=1); compiled: engine.infer's
+    stack_forward on preallocated arrays, the call the C host makes through its function pointer;
+    onnxruntime: the same weights as an ONNX graph (tests/onnx_lstm.py for LSTM)."""
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls: loaded, so that the limit reaches it)
+    threadpool_limits(limits=1, user_api="blas")    # what the C interface runs with
+    block = numrnn.load(path).eval()
+    x = np.random.default_rng(0).standard_normal((T, 1, block.input_size)).astype(np.float32)
+    if who == "python":
+        state = [None]
+
+        def run():
+            _, s = block(x, state[0])
+            if T == 1:
+                state[0] = s
+        return run
+    if who == "compiled":
+        from numrnn import inference
+        from numrnn.engine import infer
+        LD, H, P = block.num_layers * block.num_directions, block.hidden_size, block.out_size
+        meta = inference.describe(block)
+        ws = np.empty(infer.workspace_size(meta, T, 1), np.float32)
+        h, c, y = np.zeros((LD, 1, P), np.float32), np.zeros((LD, 1, H), np.float32), np.empty((T, 1, P), np.float32)
+        lengths = np.full(1, T, np.int64)
+        stack = ws[:infer.stack_size(meta, T, 1)]
+        return lambda: infer.stack_forward(y, h, c, x, h, c, lengths, block.flat_params, meta, stack)
+    import onnxruntime
+    from onnx.numpy_helper import from_array
+    from onnx import TensorProto, helper
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 2, 1
+    if block.cell == "LSTM":
+        import onnx_lstm
+        model = onnx_lstm.lstm_model(block)
+        feeds = {"X": x, "sequence_lens": np.full(1, T, np.int32)}
+        for k in range(block.num_layers):
+            feeds[f"h0_{k}"] = np.zeros((1, 1, block.hidden_size), np.float32)
+            feeds[f"c0_{k}"] = feeds[f"h0_{k}"]
+    else:
+        p = block.params
+        r, z, n = np.split(np.arange(3 * block.hidden_size), 3)
+        zrn = np.concatenate([z, r, n])       # ONNX's gate order is z, r, h
+        W, R = p["weight_ih_l0"][zrn][None], p["weight_hh_l0"][zrn][None]
+        Bias = np.concatenate([p["bias_ih_l0"][zrn], p["bias_hh_l0"][zrn]])[None]
+        f32 = TensorProto.FLOAT
+        node = helper.make_node("GRU", ["X", "W", "R", "B"], ["Y"], hidden_size=block.hidden_size,
+                                linear_before_reset=1)
+        graph = helper.make_graph([node], "gru", [helper.make_tensor_value_info("X", f32, None)],
+                                  [helper.make_tensor_value_info("Y", f32, None)],
+                                  [from_array(a, k) for a, k in ((W, "W"), (R, "R"), (Bias, "B"))])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], ir_version=8)
+        feeds = {"X": x}
+    sess = onnxruntime.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return lambda: sess.run(None, feeds)
+
+
+def first_output_s(host, model, size, folder, env=()):
+    """Seconds from starting `env -i [env] numrnn-run` until its first output line arrives."""
     np.savetxt(os.path.join(folder, "x.txt"), np.ones((1, size)))
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        proc = subprocess.Popen(["env", "-i", host, model, "--input", os.path.join(folder, "x.txt")],
-                                stdout=subprocess.PIPE)
-        proc.stdout.readline()
-        runs.append(time.perf_counter() - start)
-        proc.wait()
-    return statistics.median(runs)
+    start = time.perf_counter()
+    proc = subprocess.Popen(["env", "-i", *env, host, model, "--input", os.path.join(folder, "x.txt")],
+                            stdout=subprocess.PIPE)
+    proc.stdout.readline()
+    seconds = time.perf_counter() - start
+    proc.wait()
+    return seconds
+
+
+def us(seconds):
+    return f"{seconds * 1e6:10.1f}"
 
 
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-    ffi = cffi.FFI()
-    ffi.cdef(DECLARATIONS)
-    lib = ffi.dlopen(os.path.join(build, "libnumrnn.so"))
-    print(f"LSTM, {L} layers, input = hidden = H, T=1 B=1, one call carrying the state; "
-          f"microseconds per call")
-    print(f"{'H':>5} {'Python':>9} {'via C':>9} {'C adds':>9} {'C host':>9}")
+    bench = os.path.join(build, "numrnn-bench")
+    print("B=1, float32, microseconds per call (medians of interleaved blocks, each contender in its "
+          "own process)")
+    print(f"{'workload':26s} {'C host':>10s} {'Python':>10s} {'compiled':>10s} {'C adds':>10s} "
+          f"{'onnxrt':>10s} {'C/ORT':>6s} {'Py/ORT':>6s} {'goal':>5s}")
     with tempfile.TemporaryDirectory() as folder:
-        for H in (256, 16):
-            model = os.path.join(folder, f"lstm{H}.safetensors")
-            numrnn.save(numrnn.LSTM(H, H, num_layers=L, seed=0), model)
-            layer = numrnn.load(model).eval()
-            py, c, adds = paired_us(layer, lib, ffi, model)
-            c_host = float(subprocess.run([os.path.join(build, "numrnn-bench"), model, "2000"], check=True,
-                                          capture_output=True, text=True).stdout)
-            print(f"{H:5d} {py:9.1f} {c:9.1f} {adds:9.1f} {c_host:9.1f}")
-        first = first_output_s(os.path.join(build, "numrnn-run"), model, H, folder)
-    print("(Python, via C, C adds: medians over 2700 adjacent pairs of calls in this process;")
-    print(" C host: numrnn-bench, a separate C program, best of 5 x 2000 calls)")
-    print(f"new host process (env -i numrnn-run, H=16) to first output: {first:.2f} s (median of 5, "
-          f"warm Numba cache)")
+        for name, cell, T, I, H, L, goal in ROWS:
+            path = model_path(folder, cell, I, H, L)
+            numrnn.save(getattr(numrnn, cell)(I, H, num_layers=L, seed=0), path)
+            workers = {"C": [bench, path, "serve", str(T), "1" if T == 1 else "0"]}
+            for who in ("python", "compiled", "onnxruntime"):
+                workers[who] = python_worker("capi", "contender", who, path, T)
+            t = interleaved(workers, pause_s=0.2)
+            print(f"{name:26s} {us(t['C'])} {us(t['python'])} {us(t['compiled'])} {us(t['C'] - t['compiled'])} "
+                  f"{us(t['onnxruntime'])} {t['C'] / t['onnxruntime']:6.2f} {t['python'] / t['onnxruntime']:6.2f} "
+                  f"{'' if goal is None else goal:>5}", flush=True)
+
+        path = model_path(folder, "LSTM", 256, 256, 2)
+        rates = {1: [], 2: []}
+        for _ in range(5):
+            for k in (1, 2):
+                time.sleep(0.1)
+                out = subprocess.run([bench, path, "threads", str(k), "1.0"], check=True, capture_output=True,
+                                     text=True).stdout
+                rates[k].append(float(out))
+        one, two = statistics.median(rates[1]), statistics.median(rates[2])
+        print(f"\nthreads, 2-layer LSTM step H=256 through C, one state per thread (medians of 5 alternating "
+              f"1 s runs):\n  1 thread {one:9.0f} calls/s   2 threads {two:9.0f} calls/s   "
+              f"ratio {two / one:5.2f}   goal 1.7")
+
+        host = os.path.join(build, "numrnn-run")
+        path = model_path(folder, "LSTM", 16, 16, 2)
+        cold = first_output_s(host, path, 16, folder, ["NUMBA_CACHE_DIR=" + os.path.join(folder, "cold-cache")])
+        warm = statistics.median(first_output_s(host, path, 16, folder) for _ in range(5))
+        print(f"\nnew host process (env -i numrnn-run, 2-layer LSTM H=16) to first output: cold Numba cache "
+              f"{cold:.1f} s (one run), warm {warm:.2f} s (median of 5)")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""CPU speed of numrnn against PyTorch and ONNX Runtime, measured side by side in one process.
+"""CPU speed of numrnn against PyTorch and ONNX Runtime.
 
 Each row times numrnn, PyTorch (and ONNX Runtime for inference rows) on the same sizes, float32,
 2 threads each, interleaved round by round (the machine's load drifts, so the contenders share
 it), and prints medians, the ratio numrnn / peer and the goal from the CPU-speed issue.
+The rows with an ONNX Runtime goal (B=1 inference, numrnn in eval mode: the compiled inference
+path) run each contender in its own process (benchmarks/interleave.py): in one process the
+libraries' spinning thread pools slow each other's millisecond calls several-fold.
 Training = forward + backward with random upstream gradients (PyTorch: autograd backward).
 
 usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/cpu.py [--quick] [--rows N,...]
@@ -20,6 +23,7 @@ import torch
 import numrnn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # name, cell, mode, T, B, I, H, layers, bidirectional, goal vs torch, goal vs ORT
 ROWS = [
@@ -108,6 +112,16 @@ def contenders(row):
             feeds = {"X": x, "h0": h0}
         runs["onnxruntime"] = lambda: sess.run(None, feeds)
     return runs
+
+
+def contender(row_index, who):
+    """One contender of a row, for a worker process (benchmarks/interleave.py). numrnn runs with
+    BLAS on one thread, as the CLI and the C interface do."""
+    if who == "numrnn":
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls: loaded, so that the limit reaches it)
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=1, user_api="blas")
+    return contenders(ROWS[row_index])[who]
 
 
 def measure(runs, rounds, min_time):
@@ -227,7 +241,12 @@ def main():
     print(head + f" {'onnxrt':>12s} {'ratio':>6s} {'goal':>5s}")
     for row in rows:
         name, cell, mode, T, B, I, H, L, bi, goal_torch, goal_ort = row
-        t = measure(contenders(row), rounds, min_time)
+        if goal_ort is not None:
+            from interleave import interleaved, python_worker
+            t = interleaved({who: python_worker("cpu", "contender", ROWS.index(row), who)
+                             for who in ("numrnn", "torch", "onnxruntime")}, rounds=2 * rounds)
+        else:
+            t = measure(contenders(row), rounds, min_time)
         r = t["numrnn"] / t["torch"]
         line = (f"{name:28s} {T:4d} {B:3d} {I:4d} {H:4d} {fmt_time(t['numrnn'])} {fmt_time(t['torch'])} {r:6.2f} "
                 f"{'' if goal_torch is None else f'{goal_torch:.1f}':>5s}")

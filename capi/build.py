@@ -23,7 +23,18 @@ BRIDGE = """
 #define NUMRNN_E_DEVICE ...
 #define NUMRNN_E_RUNTIME ...
 
-extern "Python" int numrnn_py_model_open(const char *, const char *, void **);
+typedef struct numrnn_model_info {
+    int64_t input_size, output_size, vocab_size;
+    int64_t h_size, c_size;
+    const int64_t *meta;
+    const float *weights;
+    void *forward;
+    void *forward_tokens;
+    void *workspace_size;
+} numrnn_model_info;
+
+extern "Python" int numrnn_py_model_open(const char *, const char *, void **, numrnn_model_info *);
+extern "Python" int numrnn_py_model_compiled(void *, numrnn_model_info *);
 extern "Python" int numrnn_py_model_close(void *);
 extern "Python" int numrnn_py_model_sizes(void *, int64_t *, int64_t *, int64_t *);
 extern "Python" int numrnn_py_state_new(void *, int64_t, void **);

@@ -9,9 +9,19 @@
  * Start-up rule: an `extern "Python"` function returns 0 (NUMRNN_OK) when the interpreter failed
  * to start. So every public function first runs start_python() exactly once per process and, if
  * it failed, returns NUMRNN_E_RUNTIME itself without calling into Python.
+ *
+ * The hot path: for a float32 model on "cpu", the first numrnn_forward(_tokens) call on a model
+ * asks the Python half once for the addresses of compiled functions (Numba @cfunc,
+ * engine/infer_c.py) with the model's description and weights; from then on every call runs
+ * entirely here: every check in C, then one call through a function pointer, with no interpreter
+ * and no GIL, on the state's own h, c and workspace, so calls on different states run in
+ * parallel. Other models (float64, "cuda") go through Python. Why not at open: loading Numba and
+ * the compiled code takes ~1 s the first time in a process, and an open is kept fast (a host may
+ * open files only to check them; tests/c/fuzz_open.c bounds every open at 2 s).
  */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +31,50 @@
 #define NUMRNN_STR2(x) #x
 #define NUMRNN_STR(x) NUMRNN_STR2(x)
 
+/* What numrnn_py_model_open (sizes) and numrnn_py_model_compiled (the rest) tell the C half about
+ * a model (declared again in capi/build.py). */
+typedef struct numrnn_model_info {
+    int64_t input_size, output_size, vocab_size;
+    int64_t h_size, c_size;     /* floats of h and c per sequence: L * D * P and L * D * H (0: no c) */
+    const int64_t *meta;        /* engine/infer.py's description of the model */
+    const float *weights;       /* [meta's M_NPARAMS] */
+    void *forward;              /* compiled entry point of a layer (NULL for a LanguageModel) */
+    void *forward_tokens;       /* compiled entry point of a LanguageModel (NULL for a layer) */
+    void *workspace_size;       /* NULL: no compiled path, the model runs through Python */
+} numrnn_model_info;
+
+typedef int64_t (*features_fn)(const int64_t *meta, const float *weights, float *h, float *c,
+                               float *work, const float *x, int64_t seq_len, int64_t batch, float *y);
+typedef int64_t (*tokens_fn)(const int64_t *meta, const float *weights, float *h, float *c,
+                             float *work, const int32_t *tokens, int64_t seq_len, int64_t batch,
+                             float *y);
+typedef int64_t (*size_fn)(const int64_t *meta, int64_t seq_len, int64_t batch);
+#define COMPILED_DONE 1   /* what the compiled entry points return; 0 means a Python exception */
+
+/* The handles the host holds. A model lives while its handle or any of its states does (refs);
+ * the Python objects behind `py` keep the weights and compiled functions alive as long. */
+struct numrnn_model {
+    void *py;                   /* cffi handle of numrnn.capi.Model */
+    numrnn_model_info info;
+    atomic_int refs;
+    atomic_int resolved;        /* 1 once numrnn_py_model_compiled has filled info */
+    pthread_mutex_t lock;       /* taken only while resolving */
+};
+
+struct numrnn_state {
+    void *py;                   /* cffi handle of numrnn.capi.State */
+    numrnn_model *model;
+    int64_t batch;
+    float *h, *c;               /* [L * D][B][P], [L * D][B][H] (the compiled path's state) */
+    float *work;                /* grown to the largest call seen */
+    int64_t work_len;
+};
+
 /* Implemented in python/numrnn/capi.py (cffi defines them after this file). model and state are
  * cffi handles of Python objects. */
-static int numrnn_py_model_open(const char *path, const char *device, void **model);
+static int numrnn_py_model_open(const char *path, const char *device, void **model,
+                                numrnn_model_info *info);
+static int numrnn_py_model_compiled(void *model, numrnn_model_info *info);
 static int numrnn_py_model_close(void *model);
 static int numrnn_py_model_sizes(void *model, int64_t *input_size, int64_t *output_size,
                                  int64_t *vocab_size);
@@ -167,8 +218,18 @@ NUMRNN_API const char *numrnn_last_error(void)
     return last_error;
 }
 
+static void model_release(numrnn_model *model)
+{
+    if (atomic_fetch_sub(&model->refs, 1) == 1) {
+        pthread_mutex_destroy(&model->lock);
+        free(model);
+    }
+}
+
 NUMRNN_API int numrnn_model_open(const char *path, const char *device, numrnn_model **model)
 {
+    numrnn_model *m;
+    int code;
     if (!model)
         return fail(NUMRNN_E_ARG, "numrnn_model_open: model (where to store the new model) is NULL");
     *model = NULL;
@@ -177,14 +238,28 @@ NUMRNN_API int numrnn_model_open(const char *path, const char *device, numrnn_mo
     if (!device)
         return fail(NUMRNN_E_ARG, "numrnn_model_open: device is NULL (expected \"cpu\" or \"cuda\")");
     NUMRNN_START("numrnn_model_open");
-    return numrnn_py_model_open(path, device, (void **)model);
+    m = calloc(1, sizeof *m);
+    if (!m)
+        return fail(NUMRNN_E_RUNTIME, "numrnn_model_open: out of memory");
+    code = numrnn_py_model_open(path, device, &m->py, &m->info);
+    if (code != NUMRNN_OK) {
+        free(m);
+        return code;
+    }
+    atomic_init(&m->refs, 1);
+    atomic_init(&m->resolved, 0);
+    pthread_mutex_init(&m->lock, NULL);
+    *model = m;
+    return NUMRNN_OK;
 }
 
 NUMRNN_API void numrnn_model_close(numrnn_model *model)
 {
     /* A model exists only if Python started, so there is nothing to do when it did not. */
-    if (model && started)
-        numrnn_py_model_close(model);
+    if (model && started) {
+        numrnn_py_model_close(model->py);
+        model_release(model);
+    }
 }
 
 NUMRNN_API int numrnn_model_sizes(const numrnn_model *model, int64_t *input_size,
@@ -193,11 +268,13 @@ NUMRNN_API int numrnn_model_sizes(const numrnn_model *model, int64_t *input_size
     if (!model)
         return fail(NUMRNN_E_ARG, "numrnn_model_sizes: model is NULL");
     NUMRNN_START("numrnn_model_sizes");
-    return numrnn_py_model_sizes((void *)model, input_size, output_size, vocab_size);
+    return numrnn_py_model_sizes(model->py, input_size, output_size, vocab_size);
 }
 
 NUMRNN_API int numrnn_state_new(numrnn_model *model, int64_t batch, numrnn_state **state)
 {
+    numrnn_state *s;
+    int code;
     if (!state)
         return fail(NUMRNN_E_ARG, "numrnn_state_new: state (where to store the new state) is NULL");
     *state = NULL;
@@ -206,13 +283,41 @@ NUMRNN_API int numrnn_state_new(numrnn_model *model, int64_t batch, numrnn_state
     if (batch < 1)
         return fail(NUMRNN_E_ARG, "numrnn_state_new: batch must be >= 1, got %lld", (long long)batch);
     NUMRNN_START("numrnn_state_new");
-    return numrnn_py_state_new(model, batch, (void **)state);
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return fail(NUMRNN_E_RUNTIME, "numrnn_state_new: out of memory");
+    code = numrnn_py_state_new(model->py, batch, &s->py);
+    if (code != NUMRNN_OK) {
+        free(s);
+        return code;
+    }
+    /* zeros: the state before the first call (unused when the model runs through Python) */
+    s->h = calloc((size_t)(model->info.h_size * batch), sizeof(float));
+    s->c = calloc((size_t)(model->info.c_size * batch) + 1, sizeof(float));
+    if (!s->h || !s->c) {
+        numrnn_py_state_free(s->py);
+        free(s->h);
+        free(s->c);
+        free(s);
+        return fail(NUMRNN_E_RUNTIME, "numrnn_state_new: out of memory");
+    }
+    atomic_fetch_add(&model->refs, 1);
+    s->model = model;
+    s->batch = batch;
+    *state = s;
+    return NUMRNN_OK;
 }
 
 NUMRNN_API void numrnn_state_free(numrnn_state *state)
 {
-    if (state && started)
-        numrnn_py_state_free(state);
+    if (state && started) {
+        numrnn_py_state_free(state->py);
+        free(state->h);
+        free(state->c);
+        free(state->work);
+        model_release(state->model);
+        free(state);
+    }
 }
 
 /* The checks numrnn_forward and numrnn_forward_tokens share; 0 when all pass. */
@@ -234,6 +339,107 @@ static int check_run(const char *fn, const void *model, const void *in, const ch
     return NUMRNN_OK;
 }
 
+/* The checks python/numrnn/capi.py's run() makes, with its messages, for the compiled path. */
+static int check_model_run(const char *fn, const numrnn_model *model, const numrnn_state *state,
+                           const int32_t *tokens, int64_t seq_len, int64_t batch, int64_t y_len)
+{
+    const numrnn_model_info *info = &model->info;
+    int64_t need;
+    if ((info->vocab_size > 0) != (tokens != NULL))
+        return fail(NUMRNN_E_ARG, info->vocab_size > 0
+                    ? "%s: this model is a LanguageModel: it takes token ids, call numrnn_forward_tokens"
+                    : "%s: this model is a layer: it takes features, call numrnn_forward", fn);
+    if (__builtin_mul_overflow(seq_len, batch, &need) || __builtin_mul_overflow(need, info->output_size, &need)
+        || y_len < need)
+        return fail(NUMRNN_E_ARG, "%s: y_len is %lld floats, the output needs seq_len * batch * "
+                    "output_size = %lld * %lld * %lld = %lld", fn, (long long)y_len, (long long)seq_len,
+                    (long long)batch, (long long)info->output_size, (long long)need);
+    if (state) {
+        if (state->model != model)
+            return fail(NUMRNN_E_ARG, "%s: the state was made for another model", fn);
+        if (state->batch != batch)
+            return fail(NUMRNN_E_ARG, "%s: the state was made for batch %lld, the call has batch %lld",
+                        fn, (long long)state->batch, (long long)batch);
+    }
+    if (tokens)
+        for (int64_t t = 0; t < seq_len; t++)
+            for (int64_t b = 0; b < batch; b++) {
+                int32_t id = tokens[t * batch + b];
+                if (id < 0 || id >= info->vocab_size)
+                    return fail(NUMRNN_E_ARG, "%s: token ids must be in 0..%lld (the vocabulary), got "
+                                "%d at tokens[%lld][%lld]", fn, (long long)info->vocab_size - 1, id,
+                                (long long)t, (long long)b);
+            }
+    return NUMRNN_OK;
+}
+
+/* Whether the model has a compiled path, asking the Python half on the first call only; 0 or a
+ * NUMRNN_E_* code in *code. */
+static int compiled(numrnn_model *model, int *code)
+{
+    *code = NUMRNN_OK;
+    if (!atomic_load_explicit(&model->resolved, memory_order_acquire)) {
+        pthread_mutex_lock(&model->lock);
+        if (!atomic_load_explicit(&model->resolved, memory_order_relaxed)) {
+            *code = numrnn_py_model_compiled(model->py, &model->info);
+            if (*code == NUMRNN_OK)
+                atomic_store_explicit(&model->resolved, 1, memory_order_release);
+        }
+        pthread_mutex_unlock(&model->lock);
+    }
+    return *code == NUMRNN_OK && model->info.workspace_size != NULL;
+}
+
+/* The compiled path: check, then one call with no interpreter. Without a state, h and c start
+ * at zeros and live for this call only. */
+static int run_compiled(const char *fn, numrnn_model *model, numrnn_state *state, const float *x,
+                        const int32_t *tokens, int64_t seq_len, int64_t batch, float *y, int64_t y_len)
+{
+    const numrnn_model_info *info = &model->info;
+    int64_t n, done;
+    float *h, *c, *work;
+    int code = check_model_run(fn, model, state, tokens, seq_len, batch, y_len);
+    if (code)
+        return code;
+    n = ((size_fn)info->workspace_size)(info->meta, seq_len, batch);
+    if (state) {
+        if (state->work_len < n) {
+            work = realloc(state->work, (size_t)n * sizeof(float));
+            if (!work)
+                return fail(NUMRNN_E_RUNTIME, "%s: out of memory (workspace of %lld floats)", fn,
+                            (long long)n);
+            state->work = work;
+            state->work_len = n;
+        }
+        h = state->h;
+        c = state->c;
+        work = state->work;
+    } else {
+        h = calloc((size_t)(info->h_size * batch), sizeof(float));
+        c = calloc((size_t)(info->c_size * batch) + 1, sizeof(float));
+        work = malloc((size_t)n * sizeof(float));
+        if (!h || !c || !work) {
+            free(h);
+            free(c);
+            free(work);
+            return fail(NUMRNN_E_RUNTIME, "%s: out of memory (workspace of %lld floats)", fn, (long long)n);
+        }
+    }
+    done = tokens ? ((tokens_fn)info->forward_tokens)(info->meta, info->weights, h, c, work, tokens,
+                                                      seq_len, batch, y)
+                  : ((features_fn)info->forward)(info->meta, info->weights, h, c, work, x, seq_len,
+                                                 batch, y);
+    if (!state) {
+        free(h);
+        free(c);
+        free(work);
+    }
+    if (done != COMPILED_DONE)
+        return fail(NUMRNN_E_RUNTIME, "%s: the compiled forward failed (it printed the reason on stderr); "
+                    "y and the state may hold partial results", fn);
+    return NUMRNN_OK;
+}
+
 NUMRNN_API int numrnn_forward(numrnn_model *model, numrnn_state *state, const float *x,
                               int64_t seq_len, int64_t batch, float *y, int64_t y_len)
 {
@@ -241,7 +447,11 @@ NUMRNN_API int numrnn_forward(numrnn_model *model, numrnn_state *state, const fl
     if (code)
         return code;
     NUMRNN_START("numrnn_forward");
-    return numrnn_py_forward(model, state, x, seq_len, batch, y, y_len);
+    if (compiled(model, &code))
+        return run_compiled("numrnn_forward", model, state, x, NULL, seq_len, batch, y, y_len);
+    if (code)
+        return code;
+    return numrnn_py_forward(model->py, state ? state->py : NULL, x, seq_len, batch, y, y_len);
 }
 
 NUMRNN_API int numrnn_forward_tokens(numrnn_model *model, numrnn_state *state,
@@ -252,7 +462,11 @@ NUMRNN_API int numrnn_forward_tokens(numrnn_model *model, numrnn_state *state,
     if (code)
         return code;
     NUMRNN_START("numrnn_forward_tokens");
-    return numrnn_py_forward_tokens(model, state, tokens, seq_len, batch, y, y_len);
+    if (compiled(model, &code))
+        return run_compiled("numrnn_forward_tokens", model, state, NULL, tokens, seq_len, batch, y, y_len);
+    if (code)
+        return code;
+    return numrnn_py_forward_tokens(model->py, state ? state->py : NULL, tokens, seq_len, batch, y, y_len);
 }
 
 NUMRNN_API int numrnn_token_text(const numrnn_model *model, int32_t token, char *text,
@@ -266,5 +480,5 @@ NUMRNN_API int numrnn_token_text(const numrnn_model *model, int32_t token, char 
         return fail(NUMRNN_E_ARG, "numrnn_token_text: text_len must be >= 1, got %lld",
                     (long long)text_len);
     NUMRNN_START("numrnn_token_text");
-    return numrnn_py_token_text((void *)model, token, text, text_len);
+    return numrnn_py_token_text(model->py, token, text, text_len);
 }

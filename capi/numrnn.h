@@ -30,8 +30,14 @@
  * two may be released in either order.
  *
  * Threads: a model may be shared by any number of threads; a state belongs to one thread at a
- * time. Calls from several threads are safe and give the same results as one thread (they are
- * serialised inside the interpreter, so they do not run in parallel).
+ * time (using one state from two threads at once is the caller's error, and its results are
+ * undefined). Calls from several threads are safe and give the same results as one thread. For
+ * a float32 model on "cpu", numrnn_forward and numrnn_forward_tokens run compiled code without
+ * the interpreter (after the model's first call, which sets that up), so calls on different
+ * states run in parallel; the weights are shared read-only and each state owns its workspace.
+ * A float64 model, "cuda", and open/close/state_new run in the embedded interpreter, where calls
+ * are serialised. Setting up the compiled path sets the process's BLAS (the one Numba uses, SciPy's)
+ * to one thread: each call runs on its caller's thread.
  *
  * Errors: every function returning int returns NUMRNN_OK (0) or one of the NUMRNN_E_* codes, and
  * on failure sets a message for numrnn_last_error(). A failed call writes nothing into caller

@@ -137,3 +137,50 @@ def test_example_host_greedy_and_nucleus_sampling(build, tmp_path):
     assert set(out[1:-1]) == {"a", "b", "c"}      # mass 0.4 + 0.3 + 0.1 is the first to reach 0.75
     out = run(host + ["--prompt", "a", "--length", "600", "--temperature", "1"])
     assert set(out[1:-1]) == set(chars)
+
+
+IN_PROCESS = r"""
+import os, sys
+import cffi
+import numpy as np
+import numrnn, numrnn.capi
+build, folder = sys.argv[1], sys.argv[2]
+ffi = cffi.FFI()
+ffi.cdef('''typedef struct numrnn_model numrnn_model;
+            int numrnn_model_open(const char *path, const char *device, numrnn_model **model);
+            int numrnn_forward(numrnn_model *model, void *state, const float *x, int64_t seq_len,
+                               int64_t batch, float *y, int64_t y_len);
+            const char *numrnn_last_error(void);
+            void numrnn_model_close(numrnn_model *model);''')
+lib = ffi.dlopen(os.path.join(build, "libnumrnn.so"))
+x = np.random.default_rng(3).standard_normal((4, 2, 3)).astype(np.float32)
+run = numrnn.capi.run
+def no_python(*args):
+    raise RuntimeError("the Python half was called")
+for dtype in ("float32", "float64"):
+    path = os.path.join(folder, dtype + ".safetensors")
+    numrnn.save(numrnn.GRU(3, 5, num_layers=2, dtype=dtype, seed=2), path)
+    m = ffi.new("numrnn_model **")
+    assert lib.numrnn_model_open(path.encode(), b"cpu", m) == 0
+    y = np.empty((4, 2, 5), np.float32)
+    yp, xp = ffi.cast("float *", y.ctypes.data), ffi.cast("const float *", x.ctypes.data)
+    assert lib.numrnn_forward(m[0], ffi.NULL, xp, 4, 2, yp, y.size) == 0
+    first = y.copy()
+    numrnn.capi.run = no_python
+    y[:] = 0
+    code = lib.numrnn_forward(m[0], ffi.NULL, xp, 4, 2, yp, y.size)
+    numrnn.capi.run = run
+    print(dtype, code, int(np.array_equal(y, first)), ffi.string(lib.numrnn_last_error()).decode())
+    lib.numrnn_model_close(m[0])
+"""
+
+
+def test_compiled_path_runs_without_python(build, tmp_path):
+    """A float32 model's calls after the first do not enter the interpreter: with the Python
+    half's run() made to fail, they still succeed with the same numbers; a float64 model, which
+    goes through Python, then fails. The library is loaded with cffi into a fresh Python (then it
+    runs in that interpreter, whose numrnn.capi can be patched; a fresh one, because loading it
+    into this process after PyTorch was imported aborted)."""
+    out = run([sys.executable, "-c", IN_PROCESS, build, str(tmp_path)]).splitlines()
+    assert out[0] == "float32 0 1 ", out
+    assert out[1].startswith("float64 5 0 ") and "the Python half was called" in out[1], out

@@ -5,6 +5,10 @@ checked every pointer and sign; this half checks what needs the model (sizes, st
 runs it, and maps exceptions to NUMRNN_E_* codes with a message. Caller memory is reached through
 numpy views of it: x and tokens are read in place, and the outputs are copied once, into y, after
 every check has passed. Not for use from Python programs: they call the blocks directly.
+A float32 model on "cpu" is run by the C half itself (compiled_path): before the model's first
+forward call this half hands it the model's description, its weights and the compiled entry
+points' addresses, and keeps them alive with the Model; forward() here then serves only float64
+and "cuda" models.
 """
 import json
 import math
@@ -15,6 +19,7 @@ import numpy as np
 
 import numrnn
 from numrnn.module import DEVICES
+from numrnn import inference
 from numrnn.cells import Cell
 from numrnn.recurrent import GRU, LSTM, RNN, Recurrent
 from numrnn.serialize import WeightsFileError, load
@@ -77,6 +82,36 @@ class Model:
             raise WeightsFileError(f"the file holds a {type(block).__name__}; the C interface runs "
                                    f"RNN, LSTM and GRU layers and cells, LanguageModels and Taggers")
         self.bidirectional = rnn.bidirectional
+
+
+def compiled_path(model):
+    """(meta, weights, engine.infer_c) for the C half's compiled path, or None when the model runs
+    through Python (float64, "cuda"). weights: the layer's flat buffer, then for a LanguageModel
+    the embedding, head weight and head bias, at the offsets meta records. Runs the block once on
+    one step: the first matrix product in compiled code looks up SciPy's BLAS, taking the GIL to
+    do so, and that happens here rather than on a host thread's first call.
+    It also sets this process's BLAS to one thread, as the CLI does: a host runs its calls in
+    parallel on states, and a threaded BLAS's spinning helpers slow small-batch calls (measured:
+    LSTM T=100 B=1 H=128, median 1.6 ms with one thread against 4.2 ms with two)."""
+    rnn = model.block.rnn if model.tokens else model.block
+    if rnn.device != "cpu" or rnn.dtype != np.float32:
+        return None
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba calls, so that the limit reaches it)
+    from threadpoolctl import threadpool_limits
+    from numrnn.engine import infer_c
+    threadpool_limits(limits=1, user_api="blas")
+    if model.tokens:
+        lm = model.block
+        parts = [rnn.flat_params, lm.embedding.params["weight"], lm.head.params["weight"], lm.head.params["bias"]]
+        starts = np.cumsum([0] + [p.size for p in parts])
+        weights = np.concatenate([p.ravel() for p in parts])
+        meta = inference.describe(rnn, lm.vocab_size, lm.embedding_dim, tuple(int(v) for v in starts[1:4]))
+        model.block(np.zeros((1, 1), np.int64))
+    else:
+        weights = np.ascontiguousarray(rnn.flat_params)
+        meta = inference.describe(rnn)
+        model.block(np.zeros((1, 1, rnn.input_size), np.float32))
+    return meta, weights, infer_c
 
 
 class State:
@@ -177,9 +212,29 @@ def bind(ffi, lib):
         return np.frombuffer(ffi.buffer(ptr, math.prod(shape) * dtype.itemsize), dtype).reshape(shape)
 
     @extern
-    def model_open(path, device, out):
+    def model_open(path, device, out, info):
         path = ffi.string(path).decode("utf-8", "surrogateescape")
-        return keep(open_model(path, ffi.string(device).decode("utf-8", "replace")), out)
+        model = open_model(path, ffi.string(device).decode("utf-8", "replace"))
+        rnn = model.block.rnn if model.tokens else model.block
+        LD = rnn.num_layers * rnn.num_directions
+        info.input_size, info.output_size, info.vocab_size = model.input_size, model.output_size, model.vocab_size
+        info.h_size, info.c_size = LD * rnn.out_size, LD * rnn.hidden_size if rnn.cell == "LSTM" else 0
+        return keep(model, out)
+
+    @extern
+    def model_compiled(handle, info):
+        """Asked by the C half before a model's first forward call."""
+        model = ffi.from_handle(handle)
+        model.compiled = compiled_path(model)
+        if model.compiled is not None:
+            meta, weights, entries = model.compiled
+            info.meta = ffi.cast("const int64_t *", meta.ctypes.data)
+            info.weights = ffi.cast("const float *", weights.ctypes.data)
+            run = entries.c_forward_tokens if model.tokens else entries.c_forward
+            setattr(info, "forward_tokens" if model.tokens else "forward",
+                    ffi.cast("void *", entries.entry(run).address))
+            info.workspace_size = ffi.cast("void *", entries.entry(entries.c_workspace_size).address)
+        return lib.NUMRNN_OK
 
     @extern
     def model_close(handle):

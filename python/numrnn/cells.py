@@ -10,6 +10,7 @@ LSTM variants, weight_ci, weight_cf, weight_co).
 """
 import numpy as np
 
+from numrnn import inference
 from numrnn.blas import limited
 from numrnn.engine.gates import direction_param_shapes
 from numrnn.recurrent import GRU, LSTM, RNN, Recurrent
@@ -61,6 +62,9 @@ class Cell(Recurrent):
         h = self._state("h", h, (B, H), "[B, hidden_size]")
         c = self._state("c", c, (B, H), "[B, hidden_size]") if self.cell == "LSTM" else None
         x = xp.copy(x, self.dtype).reshape(1, B, self.input_size)   # [1, B, I]
+        if not self.training and self.device == "cpu":    # no tape: the inference path
+            _, h, c = inference.layer_forward(self, x, h[None], None if c is None else c[None], np.ones(B, np.int64))
+            return h[0], None if c is None else c[0]
         hs, cs, saved = self._run_forward(0, x, h, c, xp.from_host(np.ones(B, np.int64)), False)
         self._tape.append((x, h, c, saved, to_host))
         return self._deliver(to_host, xp.copy(hs[0], self.dtype), None if cs is None else xp.copy(cs[0], self.dtype))
@@ -72,7 +76,7 @@ class Cell(Recurrent):
         if not self._tape:
             raise RuntimeError(f"{name}.backward(): the tape is empty; every backward undoes one earlier "
                                f"call, and all were undone already (or reset() dropped them, or there "
-                               f"were none)")
+                               f"were none, or they ran in eval mode, which keeps no tape)")
         x, h, c, saved, to_host = self._tape[-1]
         B, H = h.shape
         dh = self._state("dh", dh, (B, H), "[B, hidden_size] (the batch of the step being undone)")

@@ -12,6 +12,8 @@ import json
 
 import numpy as np
 
+from numrnn import inference
+from numrnn.blas import limited
 from numrnn.device import backend
 from numrnn.data import Vocabulary
 from numrnn.embedding import Embedding
@@ -171,6 +173,8 @@ class LanguageModel:
         if to_host and self.device == "cuda":   # checked on the host, then everything stays on the device
             self.embedding.check_ids(tokens)
             tokens = xp.from_host(tokens)
+        if not self.training and self.device == "cpu":
+            return self._infer(tokens, state)
         x = self.embedding(tokens)          # [T, B, E]
         out, state = self.rnn(x, state)     # [T, B, P]
         logits = self.head(out)             # [T, B, V]
@@ -178,6 +182,25 @@ class LanguageModel:
             logits = xp.to_host(logits)
             state = tuple(xp.to_host(s) for s in state) if isinstance(state, tuple) else xp.to_host(state)
         return logits, state
+
+    @limited
+    def _infer(self, tokens, state):
+        """Eval mode on the CPU: the whole model in one compiled call (numrnn.inference)."""
+        if not np.issubdtype(tokens.dtype, np.integer):
+            raise TypeError(f"Embedding: ids must be integers, got dtype {tokens.dtype}")
+        self.embedding.check_ids(tokens)
+        rnn = self.rnn
+        T, B = tokens.shape
+        if rnn.cell == "LSTM":
+            h0, c0 = (None, None) if state is None else rnn._pair("state", state)
+        else:
+            h0, c0 = state, None
+        if T == 0 or B == 0:
+            raise ValueError(f"LanguageModel: tokens must have T >= 1 and B >= 1, got shape {tokens.shape}")
+        h0 = rnn._state("h0", h0, (rnn.num_layers, B, rnn.out_size))
+        c0 = rnn._state("c0", c0, (rnn.num_layers, B, rnn.hidden_size)) if rnn.cell == "LSTM" else None
+        logits = inference.lm_forward(self, tokens, h0, c0)
+        return logits, (h0, c0) if c0 is not None else h0
 
     @property
     def vocabulary(self):

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from numrnn import inference
 from numrnn.blas import limited
 from numrnn.device import backend
 from numrnn.engine.gates import NONLINEARITIES, layer_suffixes, num_gates, param_shapes
@@ -205,6 +206,9 @@ class Recurrent(Module):
         lengths = xp.from_host(lengths)
         h0 = self._state("h0", h0, (L * D, B, P))
         c0 = self._state("c0", c0, (L * D, B, H)) if self.cell == "LSTM" else None
+        if not self.training and self.device == "cpu":
+            out, h_n, c_n = inference.layer_forward(self, x, h0, c0, lengths)
+            return out.transpose(1, 0, 2).copy() if self.batch_first else out, h_n, c_n
         h_n = xp.empty((L * D, B, P), self.dtype)
         c_n = xp.empty((L * D, B, H), self.dtype) if c0 is not None else None
         inputs, saved, masks = [], [], []
@@ -247,7 +251,9 @@ class Recurrent(Module):
     @limited
     def _backward(self, dout, dh_n, dc_n):
         if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward() called before any forward()")
+            raise RuntimeError(f"{type(self).__name__}.backward() called before any forward()" +
+                               ("" if self.training else ": in eval mode forward keeps nothing for backward; "
+                                "call .train() before the forward"))
         cache = self._cache
         xp = self._xp
         L, D, H, P = self.num_layers, self.num_directions, self.hidden_size, self.out_size

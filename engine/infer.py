@@ -1,0 +1,148 @@
+"""Inference on the CPU: a whole model's forward in one compiled call (the C interface's entry
+points around it are in infer_c.py).
+
+Not training: nothing is kept for backward. Each layer and direction runs the training kernels
+themselves (lstm_forward, gru_forward, rnn_forward), so the gates are written once and the
+inference path gives the training path's numbers to the bit; what this module adds is the walk
+over layers and directions (and, for a LanguageModel, the embedding lookup and the head) inside
+compiled code, on a caller-owned workspace.
+
+A model is described by `meta` [META + L * D * SPEC] int64: a header (the M_* fields) and, per
+layer and direction idx = layer * D + direction, the offsets in the flat parameter buffer of
+weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, the peephole block (-1 when absent), and the
+layer's input size. python/numrnn/inference.py builds it from a block.
+"""
+import numpy as np
+from numba import njit
+
+from .gru import gru_forward
+from .lstm import lstm_forward
+from .rnn import rnn_forward
+
+CELL_RNN, CELL_LSTM, CELL_GRU = 0, 1, 2
+# header fields of meta
+M_CELL, M_L, M_D, M_I, M_H, M_P, M_G, M_ACT, M_COUPLED, M_NPEEP, M_V, M_EMB, M_HEAD_W, M_HEAD_B, M_NPARAMS = range(15)
+META = 16
+# per layer/direction fields, after the header
+S_IH, S_HH, S_BIH, S_BHH, S_HR, S_PEEP, S_IN = range(7)
+SPEC = 8
+
+
+@njit(cache=True)
+def stack_size(meta, T, B):
+    """Floats of workspace stack_forward needs for T steps and B sequences: two ping-pong layer
+    outputs [T, B, D * P], one direction's hs [T, B, P], cs [T, B, H], acts [T, B, G] and
+    hn_pre [T, B, H], and the zero bias [G]."""
+    D, H, P, G = meta[M_D], meta[M_H], meta[M_P], meta[M_G]
+    TB = T * B
+    return 2 * TB * D * P + TB * (P + 2 * H + G) + G
+
+
+@njit(cache=True)
+def workspace_size(meta, T, B):
+    """Floats of workspace a C call needs: stack_forward's, then (LanguageModel) the embedded
+    input [T, B, I] and the last layer's output [T, B, D * P], then c's stand-in [L * D, B, H]."""
+    LD, I, H, P = meta[M_L] * meta[M_D], meta[M_I], meta[M_H], meta[M_P]
+    extra = T * B * (I + meta[M_D] * P) if meta[M_V] > 0 else 0
+    return stack_size(meta, T, B) + extra + LD * B * H
+
+
+@njit(cache=True)
+def _take(ws, start, n):
+    """ws[start:start + n] and the next start (workspace carving)."""
+    return ws[start:start + n], start + n
+
+
+@njit(cache=True)
+def _zero_past_lengths(y, lengths):
+    """y [T, B, F]: rows past each sequence's length are zero, as the training path leaves them."""
+    T, B, _ = y.shape
+    for t in range(T):
+        for b in range(B):
+            if t >= lengths[b]:
+                y[t, b, :] = 0
+
+
+@njit(cache=True, error_model="numpy")
+def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, meta, ws):
+    """All layers and directions of a layer in eval mode (no dropout, nothing saved).
+    y [T, B, D * P] out; hn [L * D, B, P] out; cn [L * D, B, H] out (a stand-in for RNN/GRU);
+    x [T, B, I]; h0 [L * D, B, P]; c0 [L * D, B, H]; lengths [B] int64 in 1..T;
+    flat [N] the layer's parameters; meta as in the header; ws [stack_size(meta, T, B)]."""
+    T, B, _ = x.shape
+    cell, L, D, H, P, G = meta[M_CELL], meta[M_L], meta[M_D], meta[M_H], meta[M_P], meta[M_G]
+    act, coupled, npeep = meta[M_ACT], meta[M_COUPLED] != 0, meta[M_NPEEP]
+    TB = T * B
+    a, s = _take(ws, 0, TB * D * P)
+    b, s = _take(ws, s, TB * D * P)
+    hsb, s = _take(ws, s, TB * P)
+    csb, s = _take(ws, s, TB * H)
+    actb, s = _take(ws, s, TB * G)
+    hnpb, s = _take(ws, s, TB * H)
+    zero, s = _take(ws, s, G)
+    zero[:] = 0
+    bufs = (a.reshape((T, B, D * P)), b.reshape((T, B, D * P)))
+    hs = hsb.reshape((T, B, P))
+    cs = csb.reshape((T, B, H))
+    acts = actb.reshape((T, B, G))
+    hn_pre = hnpb.reshape((T, B, H))
+    no_proj = flat[0:0].reshape((0, 0))
+    ragged = False
+    for bb in range(B):
+        ragged = ragged or lengths[bb] < T
+    inp = x
+    for layer in range(L):
+        out = y if layer == L - 1 else bufs[layer % 2]
+        for d in range(D):
+            idx = layer * D + d
+            spec = meta[META + idx * SPEC:META + (idx + 1) * SPEC]
+            n_in = spec[S_IN]
+            w_ih = flat[spec[S_IH]:spec[S_IH] + G * n_in].reshape((G, n_in))
+            w_hh = flat[spec[S_HH]:spec[S_HH] + G * P].reshape((G, P))
+            b_ih = zero if spec[S_BIH] < 0 else flat[spec[S_BIH]:spec[S_BIH] + G]
+            b_hh = zero if spec[S_BHH] < 0 else flat[spec[S_BHH]:spec[S_BHH] + G]
+            w_hr = no_proj if spec[S_HR] < 0 else flat[spec[S_HR]:spec[S_HR] + P * H].reshape((P, H))
+            po = spec[S_PEEP] if spec[S_PEEP] >= 0 else 0
+            w_peep = flat[po:po + npeep * H].reshape((npeep, H))
+            reverse = d == 1
+            if cell == CELL_LSTM:
+                lstm_forward(hs, cs, acts, inp, h0[idx], c0[idx], w_ih, w_hh, b_ih, b_hh, w_hr, w_peep,
+                             lengths, reverse, coupled)
+                cn[idx] = cs[0 if reverse else T - 1]
+            elif cell == CELL_GRU:
+                gru_forward(hs, acts, hn_pre, inp, h0[idx], w_ih, w_hh, b_ih, b_hh, lengths, reverse)
+            else:
+                rnn_forward(hs, inp, h0[idx], w_ih, w_hh, b_ih, b_hh, act, lengths, reverse)
+            hn[idx] = hs[0 if reverse else T - 1]
+            if D == 1:
+                out[:] = hs
+            else:
+                out[:, :, d * P:(d + 1) * P] = hs
+        if ragged:
+            _zero_past_lengths(out, lengths)
+        inp = out
+
+
+@njit(cache=True, error_model="numpy")
+def lm_forward(logits, hn, cn, tokens, h0, c0, lengths, flat, emb, head_w, head_b, meta, ws):
+    """A LanguageModel in eval mode: embedding rows, the layer stack, the head.
+    logits [T, B, V] out; tokens [T, B] int32, already checked to be in 0..V-1;
+    emb [V, E]; head_w [V, D * P]; head_b [V]; ws [at least stack_size + T * B * (E + D * P)];
+    the rest as for stack_forward."""
+    T, B = tokens.shape
+    E, D, P, V = meta[M_I], meta[M_D], meta[M_P], meta[M_V]
+    TB = T * B
+    used = stack_size(meta, T, B)
+    xb, s = _take(ws, used, TB * E)
+    yb, s = _take(ws, s, TB * D * P)
+    x = xb.reshape((T, B, E))
+    for t in range(T):
+        for b in range(B):
+            x[t, b] = emb[tokens[t, b]]
+    y = yb.reshape((T, B, D * P))
+    stack_forward(y, hn, cn, x, h0, c0, lengths, flat, meta, ws[:used])
+    out = logits.reshape((TB, V))
+    np.dot(y.reshape((TB, D * P)), head_w.T, out)
+    for r in range(TB):
+        for v in range(V):
+            out[r, v] += head_b[v]

@@ -1,0 +1,94 @@
+"""The inference path: what a layer, cell or LanguageModel on the CPU runs in eval mode
+(block.eval()), and the description of a model that the C interface hands to compiled code.
+
+The block has already checked and copied its inputs (the same checks as in training); this
+module runs the whole model in one compiled call (numrnn.engine.infer) on a workspace the block
+keeps and grows to the largest shape seen, and keeps nothing for backward. Not for training,
+not for "cuda" (those blocks take the training path's forward in eval mode too), and not safe
+for two threads on one block at once (the workspace is the block's).
+"""
+import numpy as np
+
+from numrnn.engine import infer
+from numrnn.engine.gates import num_gates
+
+CELLS = {"RNN": infer.CELL_RNN, "LSTM": infer.CELL_LSTM, "GRU": infer.CELL_GRU}
+SPEC_NAMES = ((infer.S_IH, "weight_ih"), (infer.S_HH, "weight_hh"), (infer.S_BIH, "bias_ih"),
+              (infer.S_BHH, "bias_hh"), (infer.S_HR, "weight_hr"), (infer.S_PEEP, "weight_ci"))
+
+
+def describe(rnn, vocab_size=0, embedding_dim=0, head_offsets=(0, 0, 0)):
+    """meta [META + L * D * SPEC] int64 (engine/infer.py) of a layer or cell; for a LanguageModel
+    also its vocabulary size, embedding size and where emb, head_w and head_b start in the
+    weights buffer the C interface builds."""
+    L, D, H, P = rnn.num_layers, rnn.num_directions, rnn.hidden_size, rnn.out_size
+    meta = np.full(infer.META + L * D * infer.SPEC, -1, np.int64)
+    meta[infer.M_CELL] = CELLS[rnn.cell]
+    meta[infer.M_L], meta[infer.M_D], meta[infer.M_H], meta[infer.M_P] = L, D, H, P
+    meta[infer.M_I] = embedding_dim or rnn.input_size
+    meta[infer.M_G] = num_gates(rnn.cell, rnn.coupled) * H
+    meta[infer.M_ACT], meta[infer.M_COUPLED] = rnn._act, rnn.coupled
+    meta[infer.M_NPEEP] = (2 if rnn.coupled else 3) if rnn.peephole else 0
+    meta[infer.M_V] = vocab_size
+    meta[infer.M_EMB], meta[infer.M_HEAD_W], meta[infer.M_HEAD_B] = head_offsets
+    meta[infer.M_NPARAMS] = rnn.flat_params.size if not vocab_size else head_offsets[2] + vocab_size
+    for idx, sfx in enumerate(rnn._suffixes()):
+        spec = meta[infer.META + idx * infer.SPEC:infer.META + (idx + 1) * infer.SPEC]
+        for field, name in SPEC_NAMES:
+            spec[field] = rnn.offsets.get(name + sfx, -1)
+        spec[infer.S_IN] = meta[infer.M_I] if idx < D else D * P
+    return meta
+
+
+def _meta(rnn):
+    """The block's meta, built once (a block's configuration does not change)."""
+    meta = rnn.__dict__.get("_infer_meta")
+    if meta is None:
+        meta = rnn._infer_meta = describe(rnn)
+    return meta
+
+
+def _workspace(owner, meta, T, B, dtype):
+    """The owner's workspace, grown (never shrunk) to fit T and B; returns it and c's stand-in
+    [L * D, B, H] at its end, zeroed."""
+    n = infer.workspace_size(meta, T, B)
+    ws = owner.__dict__.get("_infer_ws")
+    if ws is None or ws.size < n or ws.dtype != dtype:
+        ws = owner._infer_ws = np.empty(n, dtype)
+    LD, H = meta[infer.M_L] * meta[infer.M_D], meta[infer.M_H]
+    c_stub = ws[n - LD * B * H:n].reshape(LD, B, H)
+    c_stub[:] = 0
+    return ws, c_stub
+
+
+def layer_forward(rnn, x, h0, c0, lengths):
+    """x [T, B, I] (time-major, the block's dtype, contiguous); h0 [L * D, B, P]; c0 [L * D, B, H]
+    or None; lengths [B] int64; h0 and c0 are the block's own copies and become h_n and c_n.
+    Returns y [T, B, D * P], h_n, c_n."""
+    meta = _meta(rnn)
+    T, B, _ = x.shape
+    ws, c_stub = _workspace(rnn, meta, T, B, rnn.dtype)
+    c = c_stub if c0 is None else c0
+    y = np.empty((T, B, rnn.num_directions * rnn.out_size), rnn.dtype)
+    infer.stack_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, meta, ws[:infer.stack_size(meta, T, B)])
+    rnn._cache = None
+    return y, h0, c0
+
+
+def lm_forward(lm, tokens, h0, c0):
+    """tokens [T, B] checked ids; h0, c0 the rnn's state copies (become h_n, c_n).
+    Returns logits [T, B, V]."""
+    rnn = lm.rnn
+    meta = lm.__dict__.get("_infer_meta")
+    if meta is None:
+        meta = lm._infer_meta = describe(rnn, lm.vocab_size, lm.embedding_dim)
+    T, B = tokens.shape
+    ws, c_stub = _workspace(lm, meta, T, B, lm.dtype)
+    logits = np.empty((T, B, lm.vocab_size), lm.dtype)
+    c = c_stub if c0 is None else c0
+    infer.lm_forward(logits, h0, c, np.ascontiguousarray(tokens, np.int32), h0, c, np.full(B, T, np.int64),
+                     rnn.flat_params, lm.embedding.params["weight"], lm.head.params["weight"],
+                     lm.head.params["bias"], meta, ws)
+    rnn._cache = None
+    lm.embedding._ids = lm.head._x = None
+    return logits
