@@ -35,8 +35,8 @@
  * a float32 model on "cpu", numrnn_forward and numrnn_forward_tokens run compiled code without
  * the interpreter (after the model's first call, which sets that up), so calls on different
  * states run in parallel; the weights are shared read-only and each state owns its workspace.
- * A float64 model, "cuda", and open/close/state_new run in the embedded interpreter, where calls
- * are serialised. Setting up the compiled path sets the process's BLAS (the one Numba uses, SciPy's)
+ * A float64 model, "cuda", a Tagger, and open/close/state_new run in the embedded interpreter,
+ * where calls are serialised. Setting up the compiled path sets the process's BLAS (the one Numba uses, SciPy's)
  * to one thread: each call runs on its caller's thread.
  *
  * Errors: every function returning int returns NUMRNN_OK (0) or one of the NUMRNN_E_* codes, and

@@ -86,7 +86,8 @@ class Model:
 
 def compiled_path(model):
     """(meta, weights, engine.infer_c) for the C half's compiled path, or None when the model runs
-    through Python (float64, "cuda"). weights: the layer's flat buffer, then for a LanguageModel
+    through Python (float64, "cuda", a Tagger: the compiled entry points know a LanguageModel's
+    one-direction head only). weights: the layer's flat buffer, then for a LanguageModel
     the embedding, head weight and head bias, at the offsets meta records. Runs the block once on
     one step: the first matrix product in compiled code looks up SciPy's BLAS, taking the GIL to
     do so, and that happens here rather than on a host thread's first call.
@@ -94,7 +95,7 @@ def compiled_path(model):
     parallel on states, and a threaded BLAS's spinning helpers slow small-batch calls (measured:
     LSTM T=100 B=1 H=128, median 1.6 ms with one thread against 4.2 ms with two)."""
     rnn = model.block.rnn if model.tokens else model.block
-    if rnn.device != "cpu" or rnn.dtype != np.float32:
+    if rnn.device != "cpu" or rnn.dtype != np.float32 or (model.tokens and not isinstance(model.block, numrnn.LanguageModel)):
         return None
     import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba calls, so that the limit reaches it)
     from threadpoolctl import threadpool_limits
