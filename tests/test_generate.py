@@ -166,3 +166,16 @@ def test_info_lists_the_vocabulary_escaped(lm_file, capsys):
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("vocabulary"))
     assert line == "vocabulary    8 symbols: \\n \\t ' ' a b c d \u00e9"
     assert [_printable(c) for c in "\\\x00\u200b'"] == ["\\\\", "\\x00", "\\u200b", "'"]
+
+
+def test_generate_into_a_closed_pipe_stops_quietly(lm_file):
+    """`numrnn generate ... | head`: once the reader has gone, generate stops with 141 (128 +
+    SIGPIPE, as a C tool would) and no traceback."""
+    import subprocess
+    import sys
+    p = subprocess.Popen([sys.executable, "-m", "numrnn.cli", "generate", lm_file, "--length", "1000000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(p.stdout.read(10)) == 10
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141 and "Traceback" not in err and err == "", err

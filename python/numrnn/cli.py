@@ -24,6 +24,7 @@ from numrnn.train_loop import Diverged
 from numrnn.trainer import TrainConfig, train
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_BROKEN_PIPE = 141   # 128 + SIGPIPE, what a C tool killed by a closed pipe reports
 
 
 def _int(minimum):
@@ -478,6 +479,10 @@ def main(argv=None):
     except (BadInput, data.DataError, serialize.WeightsFileError, FileNotFoundError, IsADirectoryError) as e:
         print(f"numrnn {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:     # the reader of our output has gone (`numrnn generate ... | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())    # so that the interpreter's last flush does not fail again
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":
