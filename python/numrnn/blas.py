@@ -53,7 +53,9 @@ def get_blas_threads():
     return _threads
 
 
-def _blas_pools():
+def blas_pools():
+    """threadpoolctl's handle on the BLAS libraries numrnn's products use (SciPy's, which the kernels
+    call, loaded first so that a limit reaches it; NumPy's)."""
     global _pools
     if _pools is None:
         import scipy.linalg.cython_blas  # noqa: F401  the kernels' BLAS: loaded so that the limit reaches it
@@ -68,6 +70,6 @@ def limited(method):
     def run(*args, **kwargs):
         if _threads is None:
             return method(*args, **kwargs)
-        with _blas_pools().limit(limits=_threads):
+        with blas_pools().limit(limits=_threads):
             return method(*args, **kwargs)
     return run

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 import numrnn
+from numrnn.blas import blas_pools
 from numrnn.module import DEVICES
 from numrnn import inference
 from numrnn.cells import Cell
@@ -97,10 +98,8 @@ def compiled_path(model):
     rnn = model.block.rnn if model.tokens else model.block
     if rnn.device != "cpu" or rnn.dtype != np.float32 or (model.tokens and not isinstance(model.block, numrnn.LanguageModel)):
         return None
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS Numba calls, so that the limit reaches it)
-    from threadpoolctl import threadpool_limits
     from numrnn.engine import infer_c
-    threadpool_limits(limits=1, user_api="blas")
+    blas_pools().limit(limits=1)     # for the process, not a block: kept after this call returns
     if model.tokens:
         lm = model.block
         parts = [rnn.flat_params, lm.embedding.params["weight"], lm.head.params["weight"], lm.head.params["bias"]]
