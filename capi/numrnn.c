@@ -44,10 +44,11 @@ typedef struct numrnn_model_info {
 } numrnn_model_info;
 
 typedef int64_t (*features_fn)(const int64_t *meta, const float *weights, float *h, float *c,
-                               float *work, const float *x, int64_t seq_len, int64_t batch, float *y);
+                               float *work, const int64_t *lengths, const float *x, int64_t seq_len,
+                               int64_t batch, float *y);
 typedef int64_t (*tokens_fn)(const int64_t *meta, const float *weights, float *h, float *c,
-                             float *work, const int32_t *tokens, int64_t seq_len, int64_t batch,
-                             float *y);
+                             float *work, const int64_t *lengths, const int32_t *tokens,
+                             int64_t seq_len, int64_t batch, float *y);
 typedef int64_t (*size_fn)(const int64_t *meta, int64_t seq_len, int64_t batch);
 #define COMPILED_DONE 1   /* what the compiled entry points return; 0 means a Python exception */
 
@@ -68,6 +69,8 @@ struct numrnn_state {
     float *h, *c;               /* [L * D][B][P], [L * D][B][H] (the compiled path's state) */
     float *work;                /* grown to the largest call seen */
     int64_t work_len;
+    int64_t *lengths;           /* [B], set to seq_len before each call */
+    int64_t lengths_of;         /* the seq_len they hold */
 };
 
 /* Implemented in python/numrnn/capi.py (cffi defines them after this file). model and state are
@@ -91,6 +94,17 @@ static _Thread_local char last_error[2048];
 static pthread_once_t start_once = PTHREAD_ONCE_INIT;
 static int started;              /* written once inside pthread_once, read after it */
 static char start_error[2048];   /* why the start failed */
+
+/* Zeroed memory of its own cache lines: the h, c and workspace of states that different
+ * threads use never share a line, so one thread's writes do not evict another's reads. */
+static void *zalloc(size_t bytes)
+{
+    void *p = NULL;
+    bytes = (bytes + 63) / 64 * 64 + 64;
+    if (posix_memalign(&p, 64, bytes))
+        return NULL;
+    return memset(p, 0, bytes);
+}
 
 static int fail(int code, const char *format, ...)
 {
@@ -283,7 +297,7 @@ NUMRNN_API int numrnn_state_new(numrnn_model *model, int64_t batch, numrnn_state
     if (batch < 1)
         return fail(NUMRNN_E_ARG, "numrnn_state_new: batch must be >= 1, got %lld", (long long)batch);
     NUMRNN_START("numrnn_state_new");
-    s = calloc(1, sizeof *s);
+    s = zalloc(sizeof *s);
     if (!s)
         return fail(NUMRNN_E_RUNTIME, "numrnn_state_new: out of memory");
     code = numrnn_py_state_new(model->py, batch, &s->py);
@@ -292,12 +306,14 @@ NUMRNN_API int numrnn_state_new(numrnn_model *model, int64_t batch, numrnn_state
         return code;
     }
     /* zeros: the state before the first call (unused when the model runs through Python) */
-    s->h = calloc((size_t)(model->info.h_size * batch), sizeof(float));
-    s->c = calloc((size_t)(model->info.c_size * batch) + 1, sizeof(float));
-    if (!s->h || !s->c) {
+    s->h = zalloc((size_t)(model->info.h_size * batch) * sizeof(float));
+    s->c = zalloc((size_t)(model->info.c_size * batch) * sizeof(float));
+    s->lengths = zalloc((size_t)batch * sizeof(int64_t));
+    if (!s->h || !s->c || !s->lengths) {
         numrnn_py_state_free(s->py);
         free(s->h);
         free(s->c);
+        free(s->lengths);
         free(s);
         return fail(NUMRNN_E_RUNTIME, "numrnn_state_new: out of memory");
     }
@@ -315,6 +331,7 @@ NUMRNN_API void numrnn_state_free(numrnn_state *state)
         free(state->h);
         free(state->c);
         free(state->work);
+        free(state->lengths);
         model_release(state->model);
         free(state);
     }
@@ -390,13 +407,15 @@ static int compiled(numrnn_model *model, int *code)
     return *code == NUMRNN_OK && model->info.workspace_size != NULL;
 }
 
-/* The compiled path: check, then one call with no interpreter. Without a state, h and c start
- * at zeros and live for this call only. */
+/* The compiled path: check, then one call with no interpreter. With a state, nothing is
+ * allocated once a shape has been seen (the workspace grows to the largest call). Without one,
+ * h and c start at zeros and live for this call only. */
 static int run_compiled(const char *fn, numrnn_model *model, numrnn_state *state, const float *x,
                         const int32_t *tokens, int64_t seq_len, int64_t batch, float *y, int64_t y_len)
 {
     const numrnn_model_info *info = &model->info;
     int64_t n, done;
+    int64_t *lengths;
     float *h, *c, *work;
     int code = check_model_run(fn, model, state, tokens, seq_len, batch, y_len);
     if (code)
@@ -404,35 +423,47 @@ static int run_compiled(const char *fn, numrnn_model *model, numrnn_state *state
     n = ((size_fn)info->workspace_size)(info->meta, seq_len, batch);
     if (state) {
         if (state->work_len < n) {
-            work = realloc(state->work, (size_t)n * sizeof(float));
+            work = zalloc((size_t)n * sizeof(float));
             if (!work)
                 return fail(NUMRNN_E_RUNTIME, "%s: out of memory (workspace of %lld floats)", fn,
                             (long long)n);
+            free(state->work);
             state->work = work;
             state->work_len = n;
+        }
+        if (state->lengths_of != seq_len) {
+            for (int64_t b = 0; b < batch; b++)
+                state->lengths[b] = seq_len;
+            state->lengths_of = seq_len;
         }
         h = state->h;
         c = state->c;
         work = state->work;
+        lengths = state->lengths;
     } else {
-        h = calloc((size_t)(info->h_size * batch), sizeof(float));
-        c = calloc((size_t)(info->c_size * batch) + 1, sizeof(float));
-        work = malloc((size_t)n * sizeof(float));
-        if (!h || !c || !work) {
+        h = zalloc((size_t)(info->h_size * batch) * sizeof(float));
+        c = zalloc((size_t)(info->c_size * batch) * sizeof(float));
+        work = zalloc((size_t)n * sizeof(float));
+        lengths = zalloc((size_t)batch * sizeof(int64_t));
+        if (!h || !c || !work || !lengths) {
             free(h);
             free(c);
             free(work);
+            free(lengths);
             return fail(NUMRNN_E_RUNTIME, "%s: out of memory (workspace of %lld floats)", fn, (long long)n);
         }
+        for (int64_t b = 0; b < batch; b++)
+            lengths[b] = seq_len;
     }
-    done = tokens ? ((tokens_fn)info->forward_tokens)(info->meta, info->weights, h, c, work, tokens,
-                                                      seq_len, batch, y)
-                  : ((features_fn)info->forward)(info->meta, info->weights, h, c, work, x, seq_len,
-                                                 batch, y);
+    done = tokens ? ((tokens_fn)info->forward_tokens)(info->meta, info->weights, h, c, work, lengths,
+                                                      tokens, seq_len, batch, y)
+                  : ((features_fn)info->forward)(info->meta, info->weights, h, c, work, lengths, x,
+                                                 seq_len, batch, y);
     if (!state) {
         free(h);
         free(c);
         free(work);
+        free(lengths);
     }
     if (done != COMPILED_DONE)
         return fail(NUMRNN_E_RUNTIME, "%s: the compiled forward failed (it printed the reason on stderr); "

@@ -10,6 +10,7 @@ from numba import njit
 
 from .activations import sigmoid, tanh
 from .gates import GRU_N, GRU_R, GRU_Z
+from .matvec import matmul_t
 from .steps import add_col_sums, input_grads, input_projection, recurrent_grads, time_at
 
 
@@ -19,14 +20,24 @@ def gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, revers
     hn_pre [T, B, H] out: W_hn h + b_hn of each step (saved for backward);
     x [T, B, I]; h0 [B, H]; w_ih [3H, I]; w_hh [3H, H]; b_ih, b_hh [3H];
     lengths [B] int64 in 1..T; reverse: walk t = T-1..0."""
+    B, H = h0.shape
+    no_t = w_ih[0:0]
+    gru_run(hs, acts, hn_pre, x, h0.copy(), np.empty((B, 3 * H), x.dtype), w_ih, no_t, w_hh, no_t, b_ih, b_hh,
+            lengths, reverse)
+
+
+@njit(cache=True, error_model="numpy")
+def gru_run(hs, acts, hn_pre, x, h, gh, w_ih, w_ih_t, w_hh, w_hh_t, b_ih, b_hh, lengths, reverse):
+    """gru_forward on caller-owned buffers, so that the inference path allocates nothing:
+    h [B, H] the running state, h0 in (overwritten); gh [B, 3H] scratch; w_ih_t [I, 3H],
+    w_hh_t [H, 3H] the transposes for the small-batch product (engine/matvec.py), or [0, 3H] to
+    use OpenBLAS; the rest as there."""
     T, B, _ = x.shape
-    H = h0.shape[1]
-    input_projection(acts, x, w_ih)
-    h = h0.copy()                    # [B, H] running state
-    gh = np.empty((B, 3 * H), x.dtype)
+    H = h.shape[1]
+    input_projection(acts, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
-        np.dot(h, w_hh.T, gh)
+        matmul_t(gh, h, w_hh, w_hh_t)
         for b in range(B):
             if t >= lengths[b]:
                 continue

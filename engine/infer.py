@@ -1,41 +1,47 @@
 """Inference on the CPU: a whole model's forward in one compiled call (the C interface's entry
 points around it are in infer_c.py).
 
-Not training: nothing is kept for backward. Each layer and direction runs the training kernels
-themselves (lstm_forward, gru_forward, rnn_forward), so the gates are written once and the
-inference path gives the training path's numbers to the bit; what this module adds is the walk
-over layers and directions (and, for a LanguageModel, the embedding lookup and the head) inside
-compiled code, on a caller-owned workspace.
+Not training: nothing is kept for backward. Each layer and direction runs the training kernels'
+bodies themselves (lstm_run, gru_run, rnn_run), so the gates are written once; what this module
+adds is the walk over layers and directions (and, for a LanguageModel, the embedding lookup and
+the head) inside compiled code, on a caller-owned workspace, so a call allocates nothing.
+The one difference from training: products with at most matvec.SMALL_ROWS rows (a step at small
+batch) take the axpy form over transposed weight copies (engine/matvec.py), so results equal the
+training path's to rounding, not to the bit; larger ones use OpenBLAS as training does.
 
 A model is described by `meta` [META + L * D * SPEC] int64: a header (the M_* fields) and, per
 layer and direction idx = layer * D + direction, the offsets in the flat parameter buffer of
-weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, the peephole block (-1 when absent), and the
-layer's input size. python/numrnn/inference.py builds it from a block.
+weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, the peephole block (-1 when absent), the
+layer's input size, and the offsets of weight_ih's and weight_hh's transposes in a second
+buffer flat_t (M_HEAD_WT: the LanguageModel head's; M_TRANS: where flat_t starts in the C
+interface's one weights buffer). python/numrnn/inference.py builds both from a block.
 """
-import numpy as np
 from numba import njit
 
-from .gru import gru_forward
-from .lstm import lstm_forward
-from .rnn import rnn_forward
+from .gru import gru_run
+from .lstm import lstm_run
+from .matvec import matmul_t
+from .rnn import rnn_run
 
 CELL_RNN, CELL_LSTM, CELL_GRU = 0, 1, 2
 # header fields of meta
-M_CELL, M_L, M_D, M_I, M_H, M_P, M_G, M_ACT, M_COUPLED, M_NPEEP, M_V, M_EMB, M_HEAD_W, M_HEAD_B, M_NPARAMS = range(15)
-META = 16
+(M_CELL, M_L, M_D, M_I, M_H, M_P, M_G, M_ACT, M_COUPLED, M_NPEEP, M_V, M_EMB, M_HEAD_W, M_HEAD_B, M_NPARAMS,
+ M_TRANS, M_HEAD_WT) = range(17)
+META = 18
 # per layer/direction fields, after the header
-S_IH, S_HH, S_BIH, S_BHH, S_HR, S_PEEP, S_IN = range(7)
-SPEC = 8
+S_IH, S_HH, S_BIH, S_BHH, S_HR, S_PEEP, S_IN, S_IHT, S_HHT = range(9)
+SPEC = 10
 
 
 @njit(cache=True)
 def stack_size(meta, T, B):
     """Floats of workspace stack_forward needs for T steps and B sequences: two ping-pong layer
     outputs [T, B, D * P], one direction's hs [T, B, P], cs [T, B, H], acts [T, B, G] and
-    hn_pre [T, B, H], and the zero bias [G]."""
+    hn_pre [T, B, H], the running state h [B, P] and c [B, H], the scratch r [B, H], gh [B, G]
+    and hp [B, P], and the biases b_ih, b_hh and their sum [G] each."""
     D, H, P, G = meta[M_D], meta[M_H], meta[M_P], meta[M_G]
     TB = T * B
-    return 2 * TB * D * P + TB * (P + 2 * H + G) + G
+    return 2 * TB * D * P + TB * (P + 2 * H + G) + B * (2 * P + 2 * H + G) + 3 * G
 
 
 @njit(cache=True)
@@ -63,12 +69,22 @@ def _zero_past_lengths(y, lengths):
                 y[t, b, :] = 0
 
 
+@njit(cache=True)
+def _matrix(flat, start, rows, cols):
+    """flat[start:] as a [rows, cols] matrix; [0, cols] when start is -1 (absent)."""
+    if start < 0:
+        return flat[0:0].reshape((0, cols))
+    return flat[start:start + rows * cols].reshape((rows, cols))
+
+
 @njit(cache=True, error_model="numpy")
-def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, meta, ws):
+def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_t, meta, ws):
     """All layers and directions of a layer in eval mode (no dropout, nothing saved).
     y [T, B, D * P] out; hn [L * D, B, P] out; cn [L * D, B, H] out (a stand-in for RNN/GRU);
-    x [T, B, I]; h0 [L * D, B, P]; c0 [L * D, B, H]; lengths [B] int64 in 1..T;
-    flat [N] the layer's parameters; meta as in the header; ws [stack_size(meta, T, B)]."""
+    x [T, B, I]; h0 [L * D, B, P]; c0 [L * D, B, H] (hn and cn may be h0 and c0's memory);
+    lengths [B] int64 in 1..T; flat [N] the layer's parameters; flat_t the transposed weights
+    at meta's S_IHT, S_HHT (transposed() in python/numrnn/inference.py); meta as in the header;
+    ws [stack_size(meta, T, B)]. Allocates nothing."""
     T, B, _ = x.shape
     cell, L, D, H, P, G = meta[M_CELL], meta[M_L], meta[M_D], meta[M_H], meta[M_P], meta[M_G]
     act, coupled, npeep = meta[M_ACT], meta[M_COUPLED] != 0, meta[M_NPEEP]
@@ -79,14 +95,24 @@ def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, meta, ws):
     csb, s = _take(ws, s, TB * H)
     actb, s = _take(ws, s, TB * G)
     hnpb, s = _take(ws, s, TB * H)
-    zero, s = _take(ws, s, G)
-    zero[:] = 0
+    hb, s = _take(ws, s, B * P)
+    cb, s = _take(ws, s, B * H)
+    rb, s = _take(ws, s, B * H)
+    ghb, s = _take(ws, s, B * G)
+    hpb, s = _take(ws, s, B * P)
+    b_ih, s = _take(ws, s, G)
+    b_hh, s = _take(ws, s, G)
+    b_sum, s = _take(ws, s, G)
     bufs = (a.reshape((T, B, D * P)), b.reshape((T, B, D * P)))
     hs = hsb.reshape((T, B, P))
     cs = csb.reshape((T, B, H))
     acts = actb.reshape((T, B, G))
     hn_pre = hnpb.reshape((T, B, H))
-    no_proj = flat[0:0].reshape((0, 0))
+    h = hb.reshape((B, P))
+    c = cb.reshape((B, H))
+    r = rb.reshape((B, H))
+    gh = ghb.reshape((B, G))
+    hp = hpb.reshape((B, P))
     ragged = False
     for bb in range(B):
         ragged = ragged or lengths[bb] < T
@@ -97,22 +123,27 @@ def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, meta, ws):
             idx = layer * D + d
             spec = meta[META + idx * SPEC:META + (idx + 1) * SPEC]
             n_in = spec[S_IN]
-            w_ih = flat[spec[S_IH]:spec[S_IH] + G * n_in].reshape((G, n_in))
-            w_hh = flat[spec[S_HH]:spec[S_HH] + G * P].reshape((G, P))
-            b_ih = zero if spec[S_BIH] < 0 else flat[spec[S_BIH]:spec[S_BIH] + G]
-            b_hh = zero if spec[S_BHH] < 0 else flat[spec[S_BHH]:spec[S_BHH] + G]
-            w_hr = no_proj if spec[S_HR] < 0 else flat[spec[S_HR]:spec[S_HR] + P * H].reshape((P, H))
-            po = spec[S_PEEP] if spec[S_PEEP] >= 0 else 0
-            w_peep = flat[po:po + npeep * H].reshape((npeep, H))
+            w_ih = _matrix(flat, spec[S_IH], G, n_in)
+            w_hh = _matrix(flat, spec[S_HH], G, P)
+            w_ih_t = _matrix(flat_t, spec[S_IHT], n_in, G)
+            w_hh_t = _matrix(flat_t, spec[S_HHT], P, G)
+            w_hr = _matrix(flat, spec[S_HR], P, H)
+            w_peep = _matrix(flat, spec[S_PEEP], npeep, H)
+            for k in range(G):      # GRU keeps the two apart; LSTM and RNN take their sum
+                b_ih[k] = flat[spec[S_BIH] + k] if spec[S_BIH] >= 0 else 0
+                b_hh[k] = flat[spec[S_BHH] + k] if spec[S_BHH] >= 0 else 0
+                b_sum[k] = b_ih[k] + b_hh[k]
             reverse = d == 1
+            h[:] = h0[idx]
             if cell == CELL_LSTM:
-                lstm_forward(hs, cs, acts, inp, h0[idx], c0[idx], w_ih, w_hh, b_ih, b_hh, w_hr, w_peep,
-                             lengths, reverse, coupled)
+                c[:] = c0[idx]
+                lstm_run(hs, cs, acts, inp, h, c, r, gh, hp, b_sum, w_ih, w_ih_t, w_hh, w_hh_t, w_hr, w_peep,
+                         lengths, reverse, coupled)
                 cn[idx] = cs[0 if reverse else T - 1]
             elif cell == CELL_GRU:
-                gru_forward(hs, acts, hn_pre, inp, h0[idx], w_ih, w_hh, b_ih, b_hh, lengths, reverse)
+                gru_run(hs, acts, hn_pre, inp, h, gh, w_ih, w_ih_t, w_hh, w_hh_t, b_ih, b_hh, lengths, reverse)
             else:
-                rnn_forward(hs, inp, h0[idx], w_ih, w_hh, b_ih, b_hh, act, lengths, reverse)
+                rnn_run(hs, acts, inp, h, gh, b_sum, w_ih, w_ih_t, w_hh, w_hh_t, act, lengths, reverse)
             hn[idx] = hs[0 if reverse else T - 1]
             if D == 1:
                 out[:] = hs
@@ -124,11 +155,12 @@ def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, meta, ws):
 
 
 @njit(cache=True, error_model="numpy")
-def lm_forward(logits, hn, cn, tokens, h0, c0, lengths, flat, emb, head_w, head_b, meta, ws):
+def lm_forward(logits, hn, cn, tokens, h0, c0, lengths, flat, flat_t, emb, head_w, head_w_t, head_b, meta, ws):
     """A LanguageModel in eval mode: embedding rows, the layer stack, the head.
     logits [T, B, V] out; tokens [T, B] int32, already checked to be in 0..V-1;
-    emb [V, E]; head_w [V, D * P]; head_b [V]; ws [at least stack_size + T * B * (E + D * P)];
-    the rest as for stack_forward."""
+    emb [V, E]; head_w [V, D * P]; head_w_t [D * P, V] its transpose; head_b [V];
+    ws [at least stack_size + T * B * (E + D * P)]; the rest as for stack_forward.
+    Allocates nothing."""
     T, B = tokens.shape
     E, D, P, V = meta[M_I], meta[M_D], meta[M_P], meta[M_V]
     TB = T * B
@@ -140,9 +172,9 @@ def lm_forward(logits, hn, cn, tokens, h0, c0, lengths, flat, emb, head_w, head_
         for b in range(B):
             x[t, b] = emb[tokens[t, b]]
     y = yb.reshape((T, B, D * P))
-    stack_forward(y, hn, cn, x, h0, c0, lengths, flat, meta, ws[:used])
+    stack_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_t, meta, ws[:used])
     out = logits.reshape((TB, V))
-    np.dot(y.reshape((TB, D * P)), head_w.T, out)
+    matmul_t(out, y.reshape((TB, D * P)), head_w, head_w_t)
     for r in range(TB):
         for v in range(V):
             out[r, v] += head_b[v]

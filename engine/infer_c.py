@@ -7,22 +7,23 @@ interface makes: a Python program never pays for them, and a host opening only l
 loads the LanguageModel's. Only float32 models: a float64 model keeps the interpreter path
 (python/numrnn/capi.py), so there is one specialisation of each.
 """
-import numpy as np
 from numba import carray, cfunc, njit, types
 
-from .infer import (CELL_LSTM, M_D, M_EMB, M_H, M_HEAD_B, M_HEAD_W, M_I, M_L, M_NPARAMS, M_P, M_V, META, SPEC,
-                    M_CELL, lm_forward, stack_forward, workspace_size)
+from .infer import (CELL_LSTM, M_CELL, M_D, M_EMB, M_H, M_HEAD_B, M_HEAD_W, M_HEAD_WT, M_I, M_L, M_NPARAMS, M_P,
+                    M_TRANS, M_V, META, SPEC, lm_forward, stack_forward, workspace_size)
 
 # what a cfunc returns on success: anything else (0 is what Numba returns when a cfunc raises) is a failure
 DONE = 1
 
-# (meta, weights, h, c, work, inputs, T, B, y) -> DONE
+# (meta, weights, h, c, work, lengths, inputs, T, B, y) -> DONE
 #   meta     int64 [META + L * D * SPEC] as in infer.py
 #   weights  float32 [meta[M_NPARAMS]]: the layer's flat buffer, then (LanguageModel) emb [V, E],
-#            head_w [V, P], head_b [V] at meta's M_EMB, M_HEAD_W, M_HEAD_B
+#            head_w [V, P], head_b [V] at meta's M_EMB, M_HEAD_W, M_HEAD_B, then flat_t (the
+#            transposed weights) at M_TRANS and (LanguageModel) head_w's transpose at M_HEAD_WT
 #   h, c     float32 [L * D, B, P] and [L * D, B, H]: the state, read and overwritten with the
 #            final one (c unused by RNN/GRU: NULL will do)
 #   work     float32 [workspace_size(meta, T, B)], the caller's per state (or per call)
+#   lengths  int64 [B], every one T (the caller's, per state, so that nothing here allocates)
 #   inputs   float32 [T, B, I] features, or int32 [T, B] token ids
 #   y        float32 [T, B, O] out
 # The C half has checked every size and token id before the call, so nothing here can raise
@@ -30,14 +31,14 @@ DONE = 1
 # The kernels read h0/c0 once, into copies, before writing h_n/c_n of the same layer and
 # direction, so the state's own memory serves as both.
 F32P, I32P, I64P = types.CPointer(types.float32), types.CPointer(types.int32), types.CPointer(types.int64)
-FEATURES = types.int64(I64P, F32P, F32P, F32P, F32P, F32P, types.int64, types.int64, F32P)
-TOKENS = types.int64(I64P, F32P, F32P, F32P, F32P, I32P, types.int64, types.int64, F32P)
+FEATURES = types.int64(I64P, F32P, F32P, F32P, F32P, I64P, F32P, types.int64, types.int64, F32P)
+TOKENS = types.int64(I64P, F32P, F32P, F32P, F32P, I64P, I32P, types.int64, types.int64, F32P)
 
 
 @njit(cache=True)
-def _views(meta_p, weights_p, h_p, c_p, work_p, T, B):
-    """numpy views of the C arrays: meta, weights, h, c (a zeroed stand-in in work for RNN/GRU),
-    work, and all-T lengths."""
+def _views(meta_p, weights_p, h_p, c_p, work_p, lengths_p, T, B):
+    """numpy views of the C arrays: meta, weights, flat_t, h, c (a zeroed stand-in in work for
+    RNN/GRU), work, and lengths."""
     LD = carray(meta_p, META)[M_L] * carray(meta_p, META)[M_D]
     meta = carray(meta_p, META + LD * SPEC)
     weights = carray(weights_p, meta[M_NPARAMS])
@@ -50,26 +51,28 @@ def _views(meta_p, weights_p, h_p, c_p, work_p, T, B):
     else:
         c = work[n - LD * B * H:].reshape((LD, B, H))
         c[:] = 0
-    return meta, weights, h, c, work[:n - LD * B * H], np.full(B, T, np.int64)
+    flat_t = weights[meta[M_TRANS]:meta[M_HEAD_WT]]
+    return meta, weights, flat_t, h, c, work[:n - LD * B * H], carray(lengths_p, B)
 
 
-def c_forward(meta_p, weights_p, h_p, c_p, work_p, x_p, T, B, y_p):
-    meta, weights, h, c, work, lengths = _views(meta_p, weights_p, h_p, c_p, work_p, T, B)
+def c_forward(meta_p, weights_p, h_p, c_p, work_p, lengths_p, x_p, T, B, y_p):
+    meta, weights, flat_t, h, c, work, lengths = _views(meta_p, weights_p, h_p, c_p, work_p, lengths_p, T, B)
     x = carray(x_p, (T, B, meta[M_I]))
     y = carray(y_p, (T, B, meta[M_D] * meta[M_P]))
-    stack_forward(y, h, c, x, h, c, lengths, weights, meta, work)
+    stack_forward(y, h, c, x, h, c, lengths, weights, flat_t, meta, work)
     return DONE
 
 
-def c_forward_tokens(meta_p, weights_p, h_p, c_p, work_p, tokens_p, T, B, y_p):
-    meta, weights, h, c, work, lengths = _views(meta_p, weights_p, h_p, c_p, work_p, T, B)
+def c_forward_tokens(meta_p, weights_p, h_p, c_p, work_p, lengths_p, tokens_p, T, B, y_p):
+    meta, weights, flat_t, h, c, work, lengths = _views(meta_p, weights_p, h_p, c_p, work_p, lengths_p, T, B)
     V, E, DP = meta[M_V], meta[M_I], meta[M_D] * meta[M_P]
     tokens = carray(tokens_p, (T, B))
     emb = weights[meta[M_EMB]:meta[M_EMB] + V * E].reshape((V, E))
     head_w = weights[meta[M_HEAD_W]:meta[M_HEAD_W] + V * DP].reshape((V, DP))
+    head_w_t = weights[meta[M_HEAD_WT]:meta[M_HEAD_WT] + DP * V].reshape((DP, V))
     head_b = weights[meta[M_HEAD_B]:meta[M_HEAD_B] + V]
     y = carray(y_p, (T, B, V))
-    lm_forward(y, h, c, tokens, h, c, lengths, weights, emb, head_w, head_b, meta, work)
+    lm_forward(y, h, c, tokens, h, c, lengths, weights, flat_t, emb, head_w, head_w_t, head_b, meta, work)
     return DONE
 
 

@@ -14,6 +14,7 @@ from numba import njit
 
 from .activations import sigmoid, tanh
 from .gates import CIFG_G, CIFG_I, CIFG_O, LSTM_F, LSTM_G, LSTM_I, LSTM_O, PEEP_F, PEEP_I
+from .matvec import matmul_t
 from .steps import input_projection, time_at, weight_grads
 
 
@@ -33,22 +34,31 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, 
     x [T, B, I]; h0 [B, P]; c0 [B, H]; w_ih [G, I]; w_hh [G, P]; b_ih, b_hh [G];
     w_hr [P, H] or [0, 0]; w_peep [NP, H] or [0, H]; lengths [B] int64 in 1..T;
     reverse: walk t = T-1..0; coupled: f = 1 - i."""
+    B, H = c0.shape
+    G = w_ih.shape[0]
+    no_t = w_ih[0:0]
+    lstm_run(hs, cs, acts, x, h0.copy(), c0.copy(), np.empty((B, H), x.dtype), np.empty((B, G), x.dtype),
+             np.empty_like(h0), b_ih + b_hh, w_ih, no_t, w_hh, no_t, w_hr, w_peep, lengths, reverse, coupled)
+
+
+@njit(cache=True, error_model="numpy")
+def lstm_run(hs, cs, acts, x, h, c, r, gh, hp, bias, w_ih, w_ih_t, w_hh, w_hh_t, w_hr, w_peep, lengths, reverse,
+             coupled):
+    """lstm_forward on caller-owned buffers, so that the inference path allocates nothing:
+    h [B, P], c [B, H] the running state, h0 and c0 in (overwritten); r [B, H], gh [B, G],
+    hp [B, P] scratch; bias [G] = b_ih + b_hh; w_ih_t [I, G], w_hh_t [P, G] the transposes for
+    the small-batch product (engine/matvec.py), or [0, G] to use OpenBLAS; the rest as there."""
     T, B, _ = x.shape
-    H = c0.shape[1]
+    H = c.shape[1]
     G = w_ih.shape[0]
     proj = w_hr.shape[0] > 0
     peep = w_peep.shape[0] > 0
     po = w_peep.shape[0] - 1        # the o row is the last one
     oi, of, og, oo = gate_offsets(H, coupled)
-    input_projection(acts, x, w_ih)
-    bias = b_ih + b_hh
-    h = h0.copy()                   # [B, P] running state
-    c = c0.copy()                   # [B, H]
-    r = np.empty((B, H), x.dtype)   # o * tanh(c), the state before projection
-    gh = np.empty((B, G), x.dtype)
+    input_projection(acts, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
-        np.dot(h, w_hh.T, gh)
+        matmul_t(gh, h, w_hh, w_hh_t)
         for b in range(B):
             if t >= lengths[b]:
                 continue
@@ -85,12 +95,10 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, 
                 a[oo + j] = go
                 rb[j] = go * tanh(cb[j])
         if proj:
-            hp = np.dot(r, w_hr.T)
-        else:
-            hp = r
+            np.dot(r, w_hr.T, hp)
         for b in range(B):
             if t < lengths[b]:
-                h[b] = hp[b]
+                h[b] = hp[b] if proj else r[b]
         hs[t] = h
         cs[t] = c
 

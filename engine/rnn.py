@@ -8,6 +8,7 @@ from numba import njit
 
 from .activations import tanh
 from .gates import TANH
+from .matvec import matmul_t
 from .steps import input_projection, time_at, weight_grads
 
 
@@ -18,14 +19,23 @@ def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
     act TANH or RELU; lengths [B] int64 in 1..T; reverse: walk t = T-1..0."""
     T, B, _ = x.shape
     H = h0.shape[1]
-    pre = np.empty((T, B, H), x.dtype)
-    input_projection(pre, x, w_ih)
-    bias = b_ih + b_hh
-    h = h0.copy()                    # [B, H] running state
-    gh = np.empty((B, H), x.dtype)
+    no_t = w_ih[0:0]
+    rnn_run(hs, np.empty((T, B, H), x.dtype), x, h0.copy(), np.empty((B, H), x.dtype), b_ih + b_hh, w_ih, no_t,
+            w_hh, no_t, act, lengths, reverse)
+
+
+@njit(cache=True, error_model="numpy")
+def rnn_run(hs, pre, x, h, gh, bias, w_ih, w_ih_t, w_hh, w_hh_t, act, lengths, reverse):
+    """rnn_forward on caller-owned buffers, so that the inference path allocates nothing:
+    pre [T, B, H], gh [B, H] scratch; h [B, H] the running state, h0 in (overwritten);
+    bias [H] = b_ih + b_hh; w_ih_t [I, H], w_hh_t [H, H] the transposes for the small-batch
+    product (engine/matvec.py), or [0, H] to use OpenBLAS; the rest as there."""
+    T, B, _ = x.shape
+    H = h.shape[1]
+    input_projection(pre, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
-        np.dot(h, w_hh.T, gh)
+        matmul_t(gh, h, w_hh, w_hh_t)
         for b in range(B):
             if t >= lengths[b]:
                 continue

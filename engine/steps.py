@@ -10,6 +10,8 @@ previous step in walking order (or h0), and backward needs no special case for l
 import numpy as np
 from numba import njit
 
+from .matvec import matmul_t
+
 
 @njit(cache=True)
 def time_at(s, T, reverse):
@@ -18,12 +20,13 @@ def time_at(s, T, reverse):
 
 
 @njit(cache=True)
-def input_projection(pre, x, w_ih):
+def input_projection(pre, x, w_ih, w_ih_t):
     """pre[t, b] = W_ih x[t, b] for all steps in one matrix product.
-    pre [T, B, G] out, x [T, B, I], w_ih [G, I]"""
+    pre [T, B, G] out, x [T, B, I], w_ih [G, I]; w_ih_t [I, G] its transpose for the small-batch
+    product (matvec.py), or [0, G] to always use OpenBLAS (training)"""
     T, B, I = x.shape
     G = w_ih.shape[0]
-    np.dot(x.reshape((T * B, I)), w_ih.T, pre.reshape((T * B, G)))
+    matmul_t(pre.reshape((T * B, G)), x.reshape((T * B, I)), w_ih, w_ih_t)
 
 
 @njit(cache=True)

@@ -118,3 +118,72 @@ def test_workspace_kept_across_calls():
     layer(x[:2])
     layer(x)
     assert layer._infer_ws is ws
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_batch_product_equals_blas(dtype):
+    """matvec.matmul_t's axpy form against NumPy's product, for every row count it serves and a
+    K that is not a multiple of its four rows per pass; more rows go to OpenBLAS."""
+    from numrnn.engine.matvec import SMALL_ROWS, matmul_t
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((24, 7)).astype(dtype)
+    for M in range(1, SMALL_ROWS + 3):
+        a = rng.standard_normal((M, 7)).astype(dtype)
+        out = np.full((M, 24), np.nan, dtype)
+        matmul_t(out, a, w, np.ascontiguousarray(w.T))
+        assert rel(out, a.astype(np.float64) @ w.T.astype(np.float64)) < (1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_new_weights_reach_eval_mode():
+    """The transposed copies are rebuilt after load_state_dict and train()/eval()."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 1, 4)).astype(np.float32)
+    a, b = numrnn.GRU(4, 5, seed=1), numrnn.GRU(4, 5, seed=2)
+    want = b.eval()(x)[0]
+    a.eval()(x)
+    a.load_state_dict(b.state_dict())
+    assert rel(a(x)[0], want) < 1e-6
+    a.params["weight_hh_l0"][...] = 0       # edited in place: seen after the next eval()
+    a.train()
+    want = a(x)[0]
+    assert rel(a.eval()(x)[0], want) < 1e-6
+
+
+@pytest.mark.parametrize("cls, options", [(numrnn.LSTM, dict(proj_size=3, peephole=True)), (numrnn.GRU, {}),
+                                          (numrnn.RNN, dict(bidirectional=True))])
+@pytest.mark.parametrize("B", [1, 12])
+def test_compiled_call_allocates_nothing(cls, options, B):
+    """The C interface's compiled entry point, called with raw pointers as C does: once a shape has
+    been seen, repeated calls make no Numba (NRT) allocation at all, on both the small-batch
+    product (B=1) and OpenBLAS (B=12)."""
+    import ctypes
+    from numba.core.runtime import _nrt_python, rtsys
+    from numrnn import inference
+    from numrnn.engine import infer, infer_c
+    _nrt_python.memsys_enable_stats()
+    layer = cls(5, 6, num_layers=2, seed=0, **options).eval()
+    meta = inference.describe(layer)
+    weights = np.concatenate([layer.flat_params, inference.transposed(layer, meta)])
+    T, LD, P = 4, layer.num_layers * layer.num_directions, layer.out_size
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, B, 5)).astype(np.float32)
+    h, c = rng.standard_normal((LD, B, P)).astype(np.float32), rng.standard_normal((LD, B, 6)).astype(np.float32)
+    want = outputs(layer(x, (h, c) if cls is numrnn.LSTM else h))
+    y = np.empty((T, B, layer.num_directions * P), np.float32)
+    work = np.empty(infer.workspace_size(meta, T, B), np.float32)
+    lengths = np.full(B, T, np.int64)
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, *[ctypes.c_void_p] * 7, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)(
+        infer_c.entry(infer_c.c_forward).address)
+    args = [a.ctypes.data for a in (meta, weights, h, c, work, lengths, x)] + [T, B, y.ctypes.data]
+    h0, c0 = h.copy(), c.copy()
+    assert fn(*args) == infer_c.DONE
+    got = [y.copy(), h.copy()] + ([c.copy()] if cls is numrnn.LSTM else [])
+    for g, w in zip(got, want):
+        assert rel(g, w) < 1e-6
+    before = rtsys.get_allocation_stats()
+    for _ in range(5):
+        h[...], c[...] = h0, c0
+        assert fn(*args) == infer_c.DONE
+    after = rtsys.get_allocation_stats()
+    assert (after.alloc, after.mi_alloc) == (before.alloc, before.mi_alloc)
+    assert np.array_equal(y, got[0])

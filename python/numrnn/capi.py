@@ -89,7 +89,8 @@ def compiled_path(model):
     """(meta, weights, engine.infer_c) for the C half's compiled path, or None when the model runs
     through Python (float64, "cuda", a Tagger: the compiled entry points know a LanguageModel's
     one-direction head only). weights: the layer's flat buffer, then for a LanguageModel
-    the embedding, head weight and head bias, at the offsets meta records. Runs the block once on
+    the embedding, head weight and head bias, then the transposed weights (and the head's), at
+    the offsets meta records. Runs the block once on
     one step: the first matrix product in compiled code looks up SciPy's BLAS, taking the GIL to
     do so, and that happens here rather than on a host thread's first call.
     It also sets this process's BLAS to one thread, as the CLI does: a host runs its calls in
@@ -104,13 +105,14 @@ def compiled_path(model):
         lm = model.block
         parts = [rnn.flat_params, lm.embedding.params["weight"], lm.head.params["weight"], lm.head.params["bias"]]
         starts = np.cumsum([0] + [p.size for p in parts])
-        weights = np.concatenate([p.ravel() for p in parts])
         meta = inference.describe(rnn, lm.vocab_size, lm.embedding_dim, tuple(int(v) for v in starts[1:4]))
+        parts += [inference.transposed(rnn, meta), lm.head.params["weight"].T]
         model.block(np.zeros((1, 1), np.int64))
     else:
-        weights = np.ascontiguousarray(rnn.flat_params)
         meta = inference.describe(rnn)
+        parts = [rnn.flat_params, inference.transposed(rnn, meta)]
         model.block(np.zeros((1, 1, rnn.input_size), np.float32))
+    weights = np.concatenate([p.ravel() for p in parts])
     return meta, weights, infer_c
 
 

@@ -3,9 +3,14 @@
 
 The block has already checked and copied its inputs (the same checks as in training); this
 module runs the whole model in one compiled call (numrnn.engine.infer) on a workspace the block
-keeps and grows to the largest shape seen, and keeps nothing for backward. Not for training,
-not for "cuda" (those blocks take the training path's forward in eval mode too), and not safe
-for two threads on one block at once (the workspace is the block's).
+keeps and grows to the largest shape seen, so once a shape has been seen the compiled call
+allocates nothing; the one allocation per call is the output array handed back (a reused
+buffer would be overwritten under the caller's earlier results). The transposed weight copies
+of the small-batch product (engine/matvec.py) are made at the first eval-mode call and kept on
+the block until train(), eval() or load_state_dict: weights edited in place in eval mode need
+another eval(). Not for training, not for "cuda" (those blocks take the training path's forward
+in eval mode too), and not safe for two threads on one block at once (the workspace is the
+block's).
 """
 import numpy as np
 
@@ -20,24 +25,48 @@ SPEC_NAMES = ((infer.S_IH, "weight_ih"), (infer.S_HH, "weight_hh"), (infer.S_BIH
 def describe(rnn, vocab_size=0, embedding_dim=0, head_offsets=(0, 0, 0)):
     """meta [META + L * D * SPEC] int64 (engine/infer.py) of a layer or cell; for a LanguageModel
     also its vocabulary size, embedding size and where emb, head_w and head_b start in the
-    weights buffer the C interface builds."""
+    weights buffer the C interface builds, which then holds flat_t (M_TRANS) and the head's
+    transpose (M_HEAD_WT) after head_b."""
     L, D, H, P = rnn.num_layers, rnn.num_directions, rnn.hidden_size, rnn.out_size
+    G = num_gates(rnn.cell, rnn.coupled) * H
     meta = np.full(infer.META + L * D * infer.SPEC, -1, np.int64)
     meta[infer.M_CELL] = CELLS[rnn.cell]
     meta[infer.M_L], meta[infer.M_D], meta[infer.M_H], meta[infer.M_P] = L, D, H, P
     meta[infer.M_I] = embedding_dim or rnn.input_size
-    meta[infer.M_G] = num_gates(rnn.cell, rnn.coupled) * H
+    meta[infer.M_G] = G
     meta[infer.M_ACT], meta[infer.M_COUPLED] = rnn._act, rnn.coupled
     meta[infer.M_NPEEP] = (2 if rnn.coupled else 3) if rnn.peephole else 0
     meta[infer.M_V] = vocab_size
     meta[infer.M_EMB], meta[infer.M_HEAD_W], meta[infer.M_HEAD_B] = head_offsets
-    meta[infer.M_NPARAMS] = rnn.flat_params.size if not vocab_size else head_offsets[2] + vocab_size
+    n_trans = 0
     for idx, sfx in enumerate(rnn._suffixes()):
         spec = meta[infer.META + idx * infer.SPEC:infer.META + (idx + 1) * infer.SPEC]
         for field, name in SPEC_NAMES:
             spec[field] = rnn.offsets.get(name + sfx, -1)
         spec[infer.S_IN] = meta[infer.M_I] if idx < D else D * P
+        spec[infer.S_IHT], spec[infer.S_HHT] = n_trans, n_trans + spec[infer.S_IN] * G
+        n_trans += (spec[infer.S_IN] + P) * G
+    meta[infer.M_TRANS] = rnn.flat_params.size if not vocab_size else head_offsets[2] + vocab_size
+    meta[infer.M_HEAD_WT] = meta[infer.M_TRANS] + n_trans
+    meta[infer.M_NPARAMS] = meta[infer.M_HEAD_WT] + (vocab_size * D * P if vocab_size else 0)
     return meta
+
+
+def transposed(block, meta):
+    """flat_t: the transposes of each layer and direction's weight_ih and weight_hh at meta's
+    S_IHT and S_HHT, made once and kept on the block (dropped by train(), eval() and
+    load_state_dict: Module._forget_derived)."""
+    flat_t = block.__dict__.get("_infer_t")
+    if flat_t is None:
+        flat_t = np.empty(meta[infer.M_HEAD_WT] - meta[infer.M_TRANS], block.dtype)
+        G = meta[infer.M_G]
+        for idx in range(meta[infer.M_L] * meta[infer.M_D]):
+            spec = meta[infer.META + idx * infer.SPEC:infer.META + (idx + 1) * infer.SPEC]
+            for w, wt, cols in ((infer.S_IH, infer.S_IHT, spec[infer.S_IN]), (infer.S_HH, infer.S_HHT, meta[infer.M_P])):
+                weight = block.flat_params[spec[w]:spec[w] + G * cols].reshape(G, cols)
+                flat_t[spec[wt]:spec[wt] + G * cols].reshape(cols, G)[...] = weight.T
+        block._infer_t = flat_t
+    return flat_t
 
 
 def _meta(rnn):
@@ -70,7 +99,8 @@ def layer_forward(rnn, x, h0, c0, lengths):
     ws, c_stub = _workspace(rnn, meta, T, B, rnn.dtype)
     c = c_stub if c0 is None else c0
     y = np.empty((T, B, rnn.num_directions * rnn.out_size), rnn.dtype)
-    infer.stack_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, meta, ws[:infer.stack_size(meta, T, B)])
+    infer.stack_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, transposed(rnn, meta), meta,
+                        ws[:infer.stack_size(meta, T, B)])
     rnn._cache = None
     return y, h0, c0
 
@@ -86,8 +116,12 @@ def lm_forward(lm, tokens, h0, c0):
     ws, c_stub = _workspace(lm, meta, T, B, lm.dtype)
     logits = np.empty((T, B, lm.vocab_size), lm.dtype)
     c = c_stub if c0 is None else c0
+    head_w = lm.head.params["weight"]
+    head_t = lm.head.__dict__.get("_infer_t")
+    if head_t is None:
+        head_t = lm.head._infer_t = np.ascontiguousarray(head_w.T)
     infer.lm_forward(logits, h0, c, np.ascontiguousarray(tokens, np.int32), h0, c, np.full(B, T, np.int64),
-                     rnn.flat_params, lm.embedding.params["weight"], lm.head.params["weight"],
+                     rnn.flat_params, transposed(rnn, meta), lm.embedding.params["weight"], head_w, head_t,
                      lm.head.params["bias"], meta, ws)
     rnn._cache = None
     lm.embedding._ids = lm.head._x = None

@@ -74,7 +74,13 @@ class Module:
 
     def train(self, mode=True):
         self.training = bool(mode)
+        self._forget_derived()
         return self
+
+    def _forget_derived(self):
+        """Drop the weight copies eval mode derives (numrnn.inference: transposes), so that
+        eval() after the weights changed starts from the new ones."""
+        self.__dict__.pop("_infer_t", None)
 
     def eval(self):
         return self.train(False)
@@ -108,3 +114,4 @@ class Module:
         for k, v in state.items():
             if k in self.params:
                 self._xp.assign(self.params[k], v)
+        self._forget_derived()
