@@ -69,7 +69,8 @@ def contender(who, path, T):
         h, c, y = np.zeros((LD, 1, P), np.float32), np.zeros((LD, 1, H), np.float32), np.empty((T, 1, P), np.float32)
         lengths = np.full(1, T, np.int64)
         stack = ws[:infer.stack_size(meta, T, 1)]
-        return lambda: infer.stack_forward(y, h, c, x, h, c, lengths, block.flat_params, meta, stack)
+        flat_t = inference.transposed(block, meta)
+        return lambda: infer.stack_forward(y, h, c, x, h, c, lengths, block.flat_params, flat_t, meta, stack)
     import onnxruntime
     from onnx.numpy_helper import from_array
     from onnx import TensorProto, helper
