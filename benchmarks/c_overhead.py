@@ -7,7 +7,9 @@ sizes, in one process, in alternating blocks of calls; benchmarks/capi.py runs i
 Both are called through cffi (ABI mode, the GIL released as for any C call), so the call's own
 cost from Python is in both and drops out of the difference. Not run under pytest; no PyTorch
 in this process (loading libnumrnn.so after PyTorch aborted in numrnn_model_open).
-Prints: median microseconds per call through numrnn_forward, direct, and their difference.
+Prints microseconds per call: the medians over alternating blocks through numrnn_forward and
+direct, the median of the blocks' paired differences, then the same three from each's fastest
+block (the least disturbed by the machine's other load).
 """
 import os
 import statistics
@@ -33,7 +35,7 @@ const char *numrnn_last_error(void);"""
 FEATURES = "int64_t(*)(int64_t *, float *, float *, float *, float *, int64_t *, float *, int64_t, int64_t, float *)"
 
 
-def main(build, path, blocks=41, calls=2000):
+def main(build, path, blocks=301, calls=300):
     ffi = cffi.FFI()
     ffi.cdef(CDEF)
     lib = ffi.dlopen(os.path.join(build, "libnumrnn.so"))
@@ -61,20 +63,23 @@ def main(build, path, blocks=41, calls=2000):
     forward, model, state = lib.numrnn_forward, m[0], s[0]
     if forward(model, state, xp, 1, 1, yp, y.size) or direct(*dargs) != infer_c.DONE:
         sys.exit("c_overhead: " + ffi.string(lib.numrnn_last_error()).decode())
-    through, bare = [], []
-    for _ in range(blocks):
+    def timed(fn, args):
         t0 = time.perf_counter()
         for _ in range(calls):
-            forward(model, state, xp, 1, 1, yp, y.size)
-        t1 = time.perf_counter()
-        for _ in range(calls):
-            direct(*dargs)
-        t2 = time.perf_counter()
-        through.append((t1 - t0) / calls)
-        bare.append((t2 - t1) / calls)
-    a, b = statistics.median(through) * 1e6, statistics.median(bare) * 1e6
-    diffs = sorted((t - d) * 1e6 for t, d in zip(through, bare))
-    print(f"{a:.3f} {b:.3f} {a - b:.3f} {diffs[len(diffs) // 4]:.3f} {diffs[3 * len(diffs) // 4]:.3f}")
+            fn(*args)
+        return (time.perf_counter() - t0) / calls * 1e6
+    through_args = (model, state, xp, 1, 1, yp, y.size)
+    through, bare = [], []
+    for i in range(blocks):     # the pair's order alternates, so a drift in load favours neither
+        if i % 2:
+            through.append(timed(forward, through_args))
+            bare.append(timed(direct, dargs))
+        else:
+            bare.append(timed(direct, dargs))
+            through.append(timed(forward, through_args))
+    diffs = [t - d for t, d in zip(through, bare)]
+    print(f"{statistics.median(through):.3f} {statistics.median(bare):.3f} {statistics.median(diffs):.3f} "
+          f"{min(through):.3f} {min(bare):.3f} {min(through) - min(bare):.3f}")
     lib.numrnn_state_free(state)
     lib.numrnn_model_close(model)
 

@@ -1,7 +1,8 @@
 """Speed of the C interface: numrnn's compiled inference path called from a C host (numrnn-bench),
 from Python in eval mode, and as the bare compiled call, against ONNX Runtime on the same model;
-calls per second of 2 host threads on 2 states against 1; a new host process's time to its
-first output with a cold and a warm Numba cache.
+what the C half adds to the compiled call (benchmarks/c_overhead.py); calls per second of 2 host
+threads on 2 states against 1; a new host process's time to its first output with a cold and a
+warm Numba cache.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/capi.py [BUILD_FOLDER]
 
@@ -46,7 +47,8 @@ def model_path(folder, cell, I, H, L):
 def contender(who, path, T):
     """A zero-argument call for a worker process: one forward of T steps, B=1.
     python: the block in eval mode (carrying the state when T=1); compiled: engine.infer's
-    stack_forward on preallocated arrays, the call the C host makes through its function pointer;
+    stack_forward on preallocated arrays, the call the C host makes through its function pointer
+    (here with Numba's dispatch from Python on top, a few microseconds);
     onnxruntime: the same weights as an ONNX graph (tests/onnx_lstm.py for LSTM)."""
     import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls: loaded, so that the limit reaches it)
     threadpool_limits(limits=1, user_api="blas")    # what the C interface runs with
@@ -122,7 +124,7 @@ def main():
     bench = os.path.join(build, "numrnn-bench")
     print("B=1, float32, microseconds per call (medians of interleaved blocks, each contender in its "
           "own process)")
-    print(f"{'workload':26s} {'C host':>10s} {'Python':>10s} {'compiled':>10s} {'C adds':>10s} "
+    print(f"{'workload':26s} {'C host':>10s} {'Python':>10s} {'compiled':>10s} "
           f"{'onnxrt':>10s} {'C/ORT':>6s} {'Py/ORT':>6s} {'goal':>5s}")
     with tempfile.TemporaryDirectory() as folder:
         for name, cell, T, I, H, L, goal in ROWS:
@@ -132,25 +134,40 @@ def main():
             for who in ("python", "compiled", "onnxruntime"):
                 workers[who] = python_worker("capi", "contender", who, path, T)
             t = interleaved(workers, pause_s=0.2)
-            print(f"{name:26s} {us(t['C'])} {us(t['python'])} {us(t['compiled'])} {us(t['C'] - t['compiled'])} "
+            print(f"{name:26s} {us(t['C'])} {us(t['python'])} {us(t['compiled'])} "
                   f"{us(t['onnxruntime'])} {t['C'] / t['onnxruntime']:6.2f} {t['python'] / t['onnxruntime']:6.2f} "
                   f"{'' if goal is None else goal:>5}", flush=True)
 
-        path = model_path(folder, "LSTM", 256, 256, 2)
-        rates = {1: [], 2: []}
-        for _ in range(5):
-            for k in (1, 2):
-                time.sleep(0.1)
-                out = subprocess.run([bench, path, "threads", str(k), "1.0"], check=True, capture_output=True,
-                                     text=True).stdout
-                rates[k].append(float(out))
-        one, two = statistics.median(rates[1]), statistics.median(rates[2])
-        print(f"\nthreads, 2-layer LSTM step H=256 through C, one state per thread (medians of 5 alternating "
-              f"1 s runs):\n  1 thread {one:9.0f} calls/s   2 threads {two:9.0f} calls/s   "
-              f"ratio {two / one:5.2f}   goal 1.7")
+        print("\nthreads through C, one state per thread, T=1 B=1 (medians of 5 alternating 1 s runs); "
+              "CPU: the CPU seconds the threads got per second; per CPU s: calls per CPU second, equal "
+              "for 1 and 2 threads when nothing shared (a lock, a cache line) slows them")
+        print(f"{'workload':26s} {'1 thread/s':>11s} {'2 threads/s':>11s} {'ratio':>6s} {'goal':>5s} {'CPU 1':>6s} "
+              f"{'CPU 2':>6s} {'per CPU s 2/1':>14s}")
+        for name, cell, T, I, H, L, goal in ROWS:
+            if T != 1:
+                continue
+            path = model_path(folder, cell, I, H, L)
+            runs = {1: [], 2: []}
+            for _ in range(5):
+                for k in (1, 2):
+                    time.sleep(0.1)
+                    out = subprocess.run([bench, path, "threads", str(k), "1.0"], check=True, capture_output=True,
+                                         text=True).stdout
+                    runs[k].append([float(v) for v in out.split()])
+            (one, cpu1, per1), (two, cpu2, per2) = ([statistics.median(r[i] for r in runs[k]) for i in range(3)]
+                                                    for k in (1, 2))
+            print(f"{name:26s} {one:11.0f} {two:11.0f} {two / one:6.2f} {1.7:5.1f} {cpu1:6.2f} {cpu2:6.2f} "
+                  f"{per2 / per1:14.2f}", flush=True)
 
         host = os.path.join(build, "numrnn-run")
         path = model_path(folder, "LSTM", 16, 16, 2)
+        out = subprocess.run([sys.executable, os.path.join(HERE, "c_overhead.py"), build, path], check=True,
+                             capture_output=True, text=True).stdout.split()
+        through, direct, diff, through_min, direct_min, diff_min = (float(v) for v in out)
+        print(f"\nwhat C adds, 2-layer LSTM step H=16: numrnn_forward on a state against its compiled entry point "
+              f"called directly, both through cffi in one process, 301 alternating blocks of 300 calls:\n"
+              f"  medians {through:.2f} us against {direct:.2f} us, paired difference {diff:+.2f} us; fastest blocks "
+              f"{through_min:.2f} against {direct_min:.2f} us ({diff_min:+.2f} us); goal <= 2 us")
         cold = first_output_s(host, path, 16, folder, ["NUMBA_CACHE_DIR=" + os.path.join(folder, "cold-cache")])
         warm = statistics.median(first_output_s(host, path, 16, folder) for _ in range(5))
         print(f"\nnew host process (env -i numrnn-run, 2-layer LSTM H=16) to first output: cold Numba cache "

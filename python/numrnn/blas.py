@@ -70,6 +70,11 @@ def limited(method):
     def run(*args, **kwargs):
         if _threads is None:
             return method(*args, **kwargs)
-        with blas_pools().limit(limits=_threads):
+        pools = blas_pools()
+        # already so (a process that set it, as the CLI and the C interface do): asking costs ~1 us,
+        # setting and restoring through threadpoolctl ~15 us, a third of an eval-mode step's call
+        if all(pool.num_threads == _threads for pool in pools.lib_controllers):
+            return method(*args, **kwargs)
+        with pools.limit(limits=_threads):
             return method(*args, **kwargs)
     return run
