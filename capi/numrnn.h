@@ -34,7 +34,8 @@
  * undefined). Calls from several threads are safe and give the same results as one thread. For
  * a float32 model on "cpu", numrnn_forward and numrnn_forward_tokens run compiled code without
  * the interpreter (after the model's first call, which sets that up), so calls on different
- * states run in parallel; the weights are shared read-only and each state owns its workspace.
+ * states run in parallel; the weights are shared read-only and each state owns its workspace,
+ * so a call on a state allocates nothing once the state has seen a call of its length.
  * A float64 model, "cuda", a Tagger, and open/close/state_new run in the embedded interpreter,
  * where calls are serialised. Setting up the compiled path sets the process's BLAS (the one Numba uses, SciPy's)
  * to one thread: each call runs on its caller's thread.
