@@ -154,10 +154,10 @@ def main():
                     out = subprocess.run([bench, path, "threads", str(k), "1.0"], check=True, capture_output=True,
                                          text=True).stdout
                     runs[k].append([float(v) for v in out.split()])
-            (one, cpu1, per1), (two, cpu2, per2) = ([statistics.median(r[i] for r in runs[k]) for i in range(3)]
-                                                    for k in (1, 2))
+            # per CPU second from the medians shown, so that the columns agree with each other
+            (one, cpu1), (two, cpu2) = ([statistics.median(r[i] for r in runs[k]) for i in range(2)] for k in (1, 2))
             print(f"{name:26s} {one:11.0f} {two:11.0f} {two / one:6.2f} {1.7:5.1f} {cpu1:6.2f} {cpu2:6.2f} "
-                  f"{per2 / per1:14.2f}", flush=True)
+                  f"{(two / cpu2) / (one / cpu1):14.2f}", flush=True)
 
         host = os.path.join(build, "numrnn-run")
         path = model_path(folder, "LSTM", 16, 16, 2)
