@@ -1,0 +1,63 @@
+"""Run by tests/test_distributed.py under `mpiexec -n 2`: a hand-written float64 training loop on
+numrnn.distributed (broadcast_parameters, average_gradients, sum) for LSTM and GRU, the state
+started fresh at every batch ("random") or carried ("sequential"), against the same loop in one
+process, which rank 0 also runs. Rank 0 writes the relative differences to argv[1] as JSON."""
+import json
+import sys
+
+import numpy as np
+
+from numrnn import LanguageModel, distributed
+from numrnn.losses import cross_entropy
+from numrnn.optim import Adam, clip_grad_norm
+
+V, T, B, STEPS = 11, 6, 8, 20
+
+
+def train(cell, carry, comm):
+    # each rank starts from other weights, so that the broadcast is what makes them equal
+    model = LanguageModel(V, 5, cell=cell, hidden_size=12, num_layers=2, dtype=np.float64,
+                          seed=3 + (comm.rank if comm else 0))
+    optimizer = Adam(model, lr=1e-2)
+    if comm:
+        comm.broadcast_parameters(model)
+    start = np.concatenate([b.flat_params for b in model.blocks])
+    columns = comm.share(B) if comm else slice(None)
+    rng = np.random.default_rng(0)
+    state, losses = None, []
+    for _ in range(STEPS):
+        x, y = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))    # the global batch [T, B]
+        logits, new_state = model(x[:, columns], state)
+        state = new_state if carry else None
+        loss, dlogits = cross_entropy(logits, y[:, columns])
+        model.zero_grad()
+        model.backward(dlogits)
+        if comm:
+            comm.average_gradients(model)
+            loss = comm.sum([loss])[0] / comm.size
+        clip_grad_norm(model, 0.5)
+        optimizer.step()
+        losses.append(loss)
+    weights = np.concatenate([b.flat_params for b in model.blocks])
+    if comm:
+        state = comm.gather_columns(state)
+    h = (state[0] if isinstance(state, tuple) else state) if carry else None
+    return weights, np.array(losses), h, relative(weights, start)
+
+
+def relative(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+comm = distributed.world()
+errors = {}
+for cell in ("lstm", "gru"):
+    for sampling, carry in (("random", False), ("sequential", True)):
+        w, losses, h, _ = train(cell, carry, comm)
+        if comm.rank == 0:
+            w1, losses1, h1, moved = train(cell, carry, None)
+            errors[f"{cell} {sampling}"] = dict(weights=relative(w, w1), losses=relative(losses, losses1),
+                                                state=relative(h, h1) if carry else 0.0, moved=moved)
+if comm.rank == 0:
+    with open(sys.argv[1], "w") as f:
+        json.dump(errors, f)
