@@ -122,7 +122,7 @@ def test_a_failing_rank_stops_all(text, tmp_path, how):
     failed_at = tmp_path / "failed_at"
     env = dict(os.environ, NUMRNN_FAILED_AT=str(failed_at))
     r = mpiexec(sys.executable, os.path.join(HERE, "mpi", "rank_fails.py"), how, "train", "--data", text, *TINY,
-                "--steps", "100000", "--out", str(tmp_path / "m.safetensors"), env=env, timeout=120)
+                "--steps", "100000", "--out", str(tmp_path / "m.safetensors"), env=env, timeout=60)
     stopped_after = time.time() - float(failed_at.read_text())
     assert r.returncode != 0
     assert stopped_after < 10, stopped_after
