@@ -1,7 +1,9 @@
 """Run by tests/test_distributed.py under `mpiexec -n 2`: a hand-written float64 training loop on
 numrnn.distributed (broadcast_parameters, average_gradients, sum) for LSTM and GRU, the state
 started fresh at every batch ("random") or carried ("sequential"), against the same loop in one
-process, which rank 0 also runs. Rank 0 writes the relative differences to argv[1] as JSON."""
+process, which rank 0 also runs on the CPU. Rank 0 writes the relative differences to argv[1] as
+JSON. With a second argument "cuda" the ranks train on device="cuda" (gradients staged through the
+host; run under NUMBA_ENABLE_CUDASIM=1 where there is no GPU), a carried LSTM state only, 3 steps."""
 import json
 import sys
 
@@ -11,17 +13,19 @@ from numrnn import LanguageModel, distributed
 from numrnn.losses import cross_entropy
 from numrnn.optim import Adam, clip_grad_norm
 
-V, T, B, STEPS = 11, 6, 8, 20
+V, T, B = 11, 6, 8
+DEVICE = sys.argv[2] if len(sys.argv) > 2 else "cpu"
+STEPS = 3 if DEVICE == "cuda" else 20
 
 
-def train(cell, carry, comm):
+def train(cell, carry, comm, device="cpu"):
     # each rank starts from other weights, so that the broadcast is what makes them equal
-    model = LanguageModel(V, 5, cell=cell, hidden_size=12, num_layers=2, dtype=np.float64,
+    model = LanguageModel(V, 5, cell=cell, hidden_size=12, num_layers=2, dtype=np.float64, device=device,
                           seed=3 + (comm.rank if comm else 0))
     optimizer = Adam(model, lr=1e-2)
     if comm:
         comm.broadcast_parameters(model)
-    start = np.concatenate([b.flat_params for b in model.blocks])
+    start = np.concatenate([b._xp.to_host(b.flat_params) for b in model.blocks])
     columns = comm.share(B) if comm else slice(None)
     rng = np.random.default_rng(0)
     state, losses = None, []
@@ -38,7 +42,7 @@ def train(cell, carry, comm):
         clip_grad_norm(model, 0.5)
         optimizer.step()
         losses.append(loss)
-    weights = np.concatenate([b.flat_params for b in model.blocks])
+    weights = np.concatenate([b._xp.to_host(b.flat_params) for b in model.blocks])
     if comm:
         state = comm.gather_columns(state)
     h = (state[0] if isinstance(state, tuple) else state) if carry else None
@@ -51,9 +55,12 @@ def relative(a, b):
 
 comm = distributed.world()
 errors = {}
-for cell in ("lstm", "gru"):
-    for sampling, carry in (("random", False), ("sequential", True)):
-        w, losses, h, _ = train(cell, carry, comm)
+cells = ("lstm",) if DEVICE == "cuda" else ("lstm", "gru")
+samplings = ("sequential",) if DEVICE == "cuda" else ("random", "sequential")
+for cell in cells:
+    for sampling in samplings:
+        carry = sampling == "sequential"
+        w, losses, h, _ = train(cell, carry, comm, DEVICE)
         if comm.rank == 0:
             w1, losses1, h1, moved = train(cell, carry, None)
             errors[f"{cell} {sampling}"] = dict(weights=relative(w, w1), losses=relative(losses, losses1),
