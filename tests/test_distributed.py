@@ -74,7 +74,9 @@ def test_api_float64_equals_one_process(tmp_path):
     out = tmp_path / "errors.json"
     r = mpiexec(sys.executable, os.path.join(HERE, "mpi", "api_loop.py"), str(out))
     assert r.returncode == 0, r.stderr
-    errors = json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    errors = result["errors"]
+    assert result["drift_caught"] == {"lstm": True, "gru": True}
     assert set(errors) == {"lstm random", "lstm sequential", "gru random", "gru sequential"}
     for case, e in errors.items():
         assert e["weights"] < 1e-10 and e["losses"] < 1e-10 and e["state"] < 1e-10, (case, e)

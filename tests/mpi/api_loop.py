@@ -2,7 +2,8 @@
 numrnn.distributed (broadcast_parameters, average_gradients, sum) for LSTM and GRU, the state
 started fresh at every batch ("random") or carried ("sequential"), against the same loop in one
 process, which rank 0 also runs on the CPU. Rank 0 writes the relative differences to argv[1] as
-JSON. With a second argument "cuda" the ranks train on device="cuda" (gradients staged through the
+JSON, with whether Communicator.check_identical caught weights one rank had changed. With a
+second argument "cuda" the ranks train on device="cuda" (gradients staged through the
 host; run under NUMBA_ENABLE_CUDASIM=1 where there is no GPU), a carried LSTM state only, 3 steps."""
 import json
 import sys
@@ -45,8 +46,25 @@ def train(cell, carry, comm, device="cpu"):
     weights = np.concatenate([b._xp.to_host(b.flat_params) for b in model.blocks])
     if comm:
         state = comm.gather_columns(state)
+        comm.check_identical(model)
+        drift[cell] = _drift_is_caught(model, comm)
     h = (state[0] if isinstance(state, tuple) else state) if carry else None
     return weights, np.array(losses), h, relative(weights, start)
+
+
+def _drift_is_caught(model, comm):
+    """Rank 1's weights nudged by one unit in the last place: check_identical must refuse on every rank."""
+    p = model.head.flat_params
+    saved = p[:1].copy()
+    if comm.rank == 1:
+        p[:1] = np.nextafter(saved, np.inf)
+    try:
+        comm.check_identical(model)
+        return False
+    except distributed.DistributedError:
+        return True
+    finally:
+        p[:1] = saved
 
 
 def relative(a, b):
@@ -54,7 +72,7 @@ def relative(a, b):
 
 
 comm = distributed.world()
-errors = {}
+errors, drift = {}, {}
 cells = ("lstm",) if DEVICE == "cuda" else ("lstm", "gru")
 samplings = ("sequential",) if DEVICE == "cuda" else ("random", "sequential")
 for cell in cells:
@@ -67,4 +85,4 @@ for cell in cells:
                                                 state=relative(h, h1) if carry else 0.0, moved=moved)
 if comm.rank == 0:
     with open(sys.argv[1], "w") as f:
-        json.dump(errors, f)
+        json.dump(dict(errors=errors, drift_caught=drift), f)
