@@ -135,6 +135,14 @@ def test_a_failing_rank_stops_all(text, tmp_path, how):
         assert "signal 9" in output, output
 
 
+def test_an_unexpected_error_before_training_stops_all(text, tmp_path):
+    r = mpiexec(sys.executable, os.path.join(HERE, "mpi", "rank_fails.py"), "bug-at-start", "train", "--data", text,
+                *TINY, "--out", str(tmp_path / "m.safetensors"), timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.count("KeyError: 'a bug on rank 1 (raised by the test)'") == 2     # the traceback, rank 0's line
+    assert "(rank 1) numrnn: KeyError" in r.stderr
+
+
 def test_mismatched_settings_and_data_are_refused(text, tmp_path):
     out = str(tmp_path / "m.safetensors")
     common = ["train", "--data", text, *TINY, "--steps", "5", "--out", out]

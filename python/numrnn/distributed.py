@@ -207,6 +207,10 @@ def run_main(comm, main):
         code = main(messages.append)
     except PeerStopped:
         code = None
+    except BaseException as e:     # a bug, or Ctrl-C, outside training: still report, so that no rank waits
+        traceback.print_exception(e, file=sys.stderr)
+        code = 130 if isinstance(e, KeyboardInterrupt) else 1
+        messages.append(f"numrnn: {type(e).__name__}: {e}")
     reports = comm._start_reports if comm._stopped else comm.comm.allgather(("exit", code, messages))
     others = [(r, c, msgs) for r, (kind, *rest) in enumerate(reports) if kind == "exit" and r != comm.rank
               for c, msgs in [rest] if c]

@@ -10,6 +10,7 @@ Not here: argument parsing (cli.py) and text generation (generate.py).
 import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -152,7 +153,7 @@ def train(cfg, out, metrics=None, resume=None, stream=None, comm=None):
         columns = comm.share(cfg.batch_size)
         model.rnn.batch_share = (cfg.batch_size, columns)    # dropout masks drawn for the global batch
         if comm.rank != 0:
-            stream, metrics = open(os.devnull, "w"), None
+            stream, metrics = io.StringIO(), None     # rank 0 alone prints and writes metrics
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "device"}
     config["data"] = cfg.data if cfg.data == data.BUILTIN else os.path.abspath(cfg.data)
     config["fingerprint"] = data.fingerprint(text)
