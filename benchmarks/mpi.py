@@ -7,7 +7,9 @@ more machines from the measured message sizes.
 Each run is a separate process (or mpiexec job) timing trainer.train_step, the step `numrnn train`
 runs, after warm-up steps; the runs alternate round after round so drifting load falls on all of
 them, and the table shows medians over rounds. Also timed: one process on a rank's share of the
-batch (16, 8, 4), which separates the cost of smaller per-rank products from the cost of talking.
+batch (16, 8, 4), which separates the cost of smaller per-rank products from the cost of talking;
+and two independent processes on batch 16 at once, no MPI: the most 2 ranks can reach on this
+machine when both cores compute at the same time.
 
 usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi.py [--rounds 3] [--steps 40]
 (this machine's environment sets those two variables, which force a slow OpenBLAS kernel; the
@@ -77,10 +79,16 @@ def worker(batch, steps, warmup):
         print(json.dumps(result), flush=True)
 
 
-def run(ranks, batch, steps, warmup):
+def run(ranks, batch, steps, warmup, independent=False):
+    """One timed run: `ranks` MPI processes, or as many independent single processes at once."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     env.update(NUMRNN_BLAS_THREADS="1", OPENBLAS_NUM_THREADS="1")
     command = [sys.executable, HERE, "--worker", str(batch), "--steps", str(steps), "--warmup", str(warmup)]
+    if independent:
+        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(ranks)]
+        each = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        return dict(each[0], ranks=ranks, step_ms=max(e["step_ms"] for e in each),
+                    tokens_per_s=sum(e["tokens_per_s"] for e in each))
     if ranks > 1:
         command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks)] + command
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
@@ -104,25 +112,28 @@ def main():
         return worker(args.worker, args.steps, args.warmup)
 
     B = 32
-    plan = [(1, B), (2, B), (1, B // 2), (1, B // 4), (1, B // 8)]
+    plan = [(1, B, False), (2, B, False), (1, B // 2, False), (2, B // 2, True), (1, B // 4, False),
+            (1, B // 8, False)]
     results = {key: [] for key in plan}
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; {args.rounds} rounds of "
           f"{args.steps} steps", flush=True)
     for r in range(args.rounds):
-        for ranks, batch in plan:
-            results[(ranks, batch)].append(run(ranks, batch, args.steps, args.warmup))
+        for key in plan:
+            results[key].append(run(*key[:2], args.steps, args.warmup, independent=key[2]))
     med = {key: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for key, rs in results.items()}
-    one, two = med[(1, B)], med[(2, B)]
+    one, two = med[(1, B, False)], med[(2, B, False)]
 
     print(f"\ndefault model (LSTM H=256, T=64), global batch {B}, 1 BLAS thread per process; medians of "
           f"{args.rounds} rounds")
     print(f"{'run':<34}{'tokens/s':>10}{'step ms':>9}{'allreduce ms':>14}{'share':>7}{'optimizer ms':>14}")
-    for (ranks, batch), m in med.items():
+    for (ranks, batch, independent), m in med.items():
         label = f"{ranks} process{'es' if ranks > 1 else ''}, batch {batch}" + \
-            (" (a rank's share)" if ranks == 1 and batch < B else "")
-        ar = f"{m['allreduce_ms']:>14.2f}{m['allreduce_ms'] / m['step_ms']:>7.1%}" if ranks > 1 else f"{'':>21}"
+            (" (a rank's share)" if ranks == 1 and batch < B else "") + (" each, no MPI" if independent else "")
+        ar = f"{m['allreduce_ms']:>14.2f}{m['allreduce_ms'] / m['step_ms']:>7.1%}" \
+            if ranks > 1 and not independent else f"{'':>21}"
         print(f"{label:<34}{m['tokens_per_s']:>10,.0f}{m['step_ms']:>9.1f}{ar}{m['optimizer_ms']:>14.2f}")
-    print(f"\n2 processes vs 1: {two['tokens_per_s'] / one['tokens_per_s']:.2f}x tokens/s")
+    print(f"\n2 processes vs 1: {two['tokens_per_s'] / one['tokens_per_s']:.2f}x tokens/s (2 independent processes "
+          f"on batch 16 vs 1 on 32: {med[(2, B // 2, True)]['tokens_per_s'] / one['tokens_per_s']:.2f}x)")
     print(f"allreduce per step: {two['messages']} buffers, {two['bytes']:,} bytes; "
           f"{two['allreduce_alone_ms']:.2f} ms when both ranks enter together (shared memory), "
           f"{two['allreduce_ms']:.2f} ms inside the step (with the wait for the slower rank)")
@@ -134,7 +145,7 @@ def main():
     t1 = one["step_ms"] / 1e3
     for n in (2, 4, 8, 16):
         ar = allreduce_s(two["bytes"], two["messages"], n)
-        share = med.get((1, B // n))
+        share = med.get((1, B // n, False))
         strong = f"{t1 / (share['step_ms'] / 1e3 + ar):.2f}x" if share else "-"
         weak = n * t1 / (t1 + ar)
         print(f"{n:>4}{ar * 1e3:>14.2f}{strong:>26}{weak:>27.2f}x")
