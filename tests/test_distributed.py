@@ -185,3 +185,17 @@ def test_without_mpi4py_a_launcher_is_a_clear_error_and_one_process_does_not_loa
                                 "installed; install it with pip install 'numrnn[mpi]'")
     assert main(["train", "--data", text, *TINY, "--steps", "2", "--out", str(tmp_path / "one.safetensors")]) == 0
     assert "mpi4py.MPI" not in sys.modules
+
+
+def test_adding_problem_example_on_two_processes_prints_the_one_process_losses():
+    example = os.path.join(os.path.dirname(HERE), "examples", "adding_problem_mpi.py")
+    flags = ["--steps", "20", "--every", "10", "--seq-len", "10", "--hidden-size", "16", "--batch-size", "16"]
+    two = mpiexec(sys.executable, example, *flags, timeout=120)
+    one = subprocess.run([sys.executable, example, *flags], capture_output=True, text=True, timeout=120)
+    assert two.returncode == 0 and one.returncode == 0, two.stderr + one.stderr
+
+    def mse(out, processes):
+        lines = out.splitlines()
+        assert len(lines) == 2 and all(f"({processes}" in line for line in lines), out    # rank 0 alone prints
+        return np.array([[float(line.split("MSE ")[i].split()[0]) for i in (1, 2)] for line in lines])
+    np.testing.assert_allclose(mse(two.stdout, "2 processes"), mse(one.stdout, "1 process"), rtol=1e-4)
