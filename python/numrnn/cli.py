@@ -2,10 +2,12 @@
 then calls the trainer (trainer.py), the sampler (generate.py), the ONNX exporter (onnx_export.py),
 the tagger's trainer (tag_trainer.py) or reads a weights file. Bad input ends with a message naming
 the problem and exit code 2; a diverged run with 1; Ctrl-C during training saves a checkpoint and
-ends with 130."""
+ends with 130. Started by an MPI launcher as several processes, `numrnn train` trains data-parallel
+(numrnn.distributed): every rank runs this command, rank 0 alone prints."""
 import argparse
 import contextlib
 import importlib.metadata
+import io
 import json
 import math
 import os
@@ -13,7 +15,7 @@ import sys
 import tempfile
 import warnings
 
-from numrnn import conll, data, onnx_export, serialize
+from numrnn import conll, data, distributed, onnx_export, serialize
 from numrnn.checkpoint import read_config
 from numrnn.device import backend
 from numrnn.generate import DEFAULT_TEMPERATURE, sample
@@ -272,14 +274,15 @@ def _check_out(out, args, inputs, read_config):
             raise BadInput(f"--metrics {args.metrics}: cannot write there ({e.strerror})") from None
 
 
-def _check_layer(cfg, command):
+def _check_layer(cfg, command, quiet=False):
     """The layer settings both trainers share: refused when they do not fit together; dropout that
-    does nothing said here on one line (_layer_warning_said then quiets the layer's own warning)."""
+    does nothing said here on one line unless quiet (_layer_warning_said then quiets the layer's own
+    warning)."""
     if cfg.proj_size and cfg.cell != "lstm":
         raise BadInput(f"--proj-size applies to --cell lstm only, not {cfg.cell}")
     if cfg.proj_size >= cfg.hidden_size:
         raise BadInput(f"--proj-size ({cfg.proj_size}) must be smaller than --hidden-size ({cfg.hidden_size})")
-    if cfg.dropout and cfg.num_layers == 1:
+    if cfg.dropout and cfg.num_layers == 1 and not quiet:
         print(f"numrnn {command}: warning: --dropout {cfg.dropout} has no effect with --num-layers 1 (dropout "
               f"acts between layers)", file=sys.stderr)
 
@@ -291,17 +294,25 @@ def _layer_warning_said():
         yield
 
 
-def _train(args):
+def _train(args, comm=None):
+    """comm: the MPI processes to train on together (numrnn.distributed), or None."""
     cfg, done = _config(args)
     _check_schedule(cfg, vars(args), done)
-    _check_layer(cfg, args.command)
+    rank0 = comm is None or comm.rank == 0
+    _check_layer(cfg, args.command, quiet=not rank0)
+    if comm and cfg.batch_size % comm.size:
+        raise BadInput(f"--batch-size {cfg.batch_size} is the global batch and must divide over the {comm.size} "
+                       f"processes; use a multiple of {comm.size}")
     out = args.out or args.resume or "model.safetensors"
-    _check_out(out, args, [("--data", cfg.data)], read_config)
+    if rank0:       # the only rank that writes
+        _check_out(out, args, [("--data", cfg.data)], read_config)
     _device(cfg.device)
     with _layer_warning_said():
-        result = train(cfg, out, metrics=args.metrics, resume=args.resume)
+        result = train(cfg, out, metrics=args.metrics, resume=args.resume, comm=comm)
     if result["status"] == "interrupted":
         return EXIT_INTERRUPTED
+    if not rank0:
+        return 0
     earlier = result["elapsed_s"] - result["run_s"]
     print(f"saved {out}: {result['step']} steps, val ppl {result['val_ppl']:.3f}, {result['run_s']:.0f}s"
           + (f" ({result['elapsed_s']:.0f}s in all, with the earlier runs)" if args.resume and earlier else "")
@@ -464,20 +475,42 @@ def _read_input(path):
 
 
 def main(argv=None):
+    if distributed.launched_size() > 1:
+        try:
+            comm = distributed.world()
+        except distributed.DistributedError as e:
+            if distributed.launched_rank() == 0:
+                print(f"numrnn: error: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return distributed.run_main(comm, lambda report: _main(argv, report, comm))
+    return _main(argv, lambda message: print(message, file=sys.stderr))
+
+
+def _main(argv, report, comm=None):
+    """The command; report(message) prints an error (under MPI, rank 0 prints every rank's)."""
     parser = _parser()
+    said = io.StringIO()
     try:
-        args = parser.parse_args(argv)
+        # under MPI argparse's messages are reported like the others, so that rank 0 alone prints them
+        with contextlib.redirect_stderr(said) if comm else contextlib.nullcontext():
+            args = parser.parse_args(argv)
     except SystemExit as e:       # argparse has printed its message; return the code for in-process callers
+        for line in said.getvalue().splitlines():
+            report(line)
         return e.code
-    run = {"train": _train, "generate": _generate, "info": _info, "export": _export,
+    run = {"train": lambda a: _train(a, comm), "generate": _generate, "info": _info, "export": _export,
            "tag-train": _tag_train, "tag": _tag}[args.command]
     try:
+        if comm and args.command != "train":
+            raise BadInput(f"only `numrnn train` runs on several processes; run `numrnn {args.command}` without "
+                           f"an MPI launcher")
         return run(args)
     except Diverged as e:
-        print(f"numrnn {args.command}: {e}", file=sys.stderr)
+        report(f"numrnn {args.command}: {e}")
         return EXIT_DIVERGED
-    except (BadInput, data.DataError, serialize.WeightsFileError, FileNotFoundError, IsADirectoryError) as e:
-        print(f"numrnn {args.command}: error: {e}", file=sys.stderr)
+    except (BadInput, data.DataError, serialize.WeightsFileError, FileNotFoundError, IsADirectoryError,
+            distributed.DistributedError) as e:
+        report(f"numrnn {args.command}: error: {e}")
         return EXIT_BAD_INPUT
     except BrokenPipeError:     # the reader of our output has gone (`numrnn generate ... | head`): stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -23,6 +23,10 @@ from numrnn.serialize import register
 class Recurrent(Module):
     """Shared by RNN, LSTM and GRU. Subclasses set `cell` and implement _run_forward/_run_backward."""
     cell = None
+    # (global batch, slice of its columns) when this layer trains one process's share of each batch
+    # (numrnn.distributed): dropout masks are drawn for the global batch and cut, so N processes use
+    # the masks one process would and their generators stay in step
+    batch_share = None
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, nonlinearity="tanh",
@@ -233,8 +237,12 @@ class Recurrent(Module):
             if layer < L - 1 and self.training and self.dropout > 0:
                 # drawn on the host from the layer's generator, so every device gives the same masks
                 keep_p = 1.0 - self.dropout
-                mask = xp.from_host((self._dropout_rng.random(y.shape) < keep_p).astype(self.dtype)
-                                    / self.dtype(keep_p))
+                if self.batch_share is None:
+                    draw = self._dropout_rng.random(y.shape)
+                else:   # data-parallel: the global batch's mask, this process's columns of it
+                    global_B, columns = self.batch_share
+                    draw = self._dropout_rng.random((y.shape[0], global_B, y.shape[2]))[:, columns]
+                mask = xp.from_host((draw < keep_p).astype(self.dtype) / self.dtype(keep_p))
                 xp.mul_(y, mask)
             masks.append(mask)
             layer_in = y

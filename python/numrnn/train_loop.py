@@ -45,7 +45,7 @@ def new_progress():
     return dict(step=0, loss_sum=0.0, loss_count=0, elapsed_s=0.0, val_loss=None)
 
 
-def run(cfg, out, resume, progress, log, step, measure, save, metrics=None):
+def run(cfg, out, resume, progress, log, step, measure, save, metrics=None, comm=None):
     """Train from progress["step"] to cfg.steps, updating `progress` in place; returns "done" or
     "interrupted". The caller's functions:
       step(i) -> (loss, gradient norm, tokens): the update of step i (counted from 0); when the loss
@@ -54,7 +54,10 @@ def run(cfg, out, resume, progress, log, step, measure, save, metrics=None):
           record between train_loss and elapsed_s, `words` into the progress line after the loss;
       save(): writes the checkpoint at `out` from `progress` and the model.
     A fresh run is evaluated and saved before the first step; a resumed run writing to another
-    file is saved there, so that `out` holds a good checkpoint from the start."""
+    file is saved there, so that `out` holds a good checkpoint from the start.
+    comm (numrnn.distributed, data-parallel training): Ctrl-C seen by any rank stops every rank
+    after the same step (the ranks take the decision together before each step), so that none is
+    left waiting in a collective the others never reach."""
     t_start, elapsed0 = time.perf_counter(), progress["elapsed_s"]
     window_s, window_tokens = 0.0, 0
     saved_step = progress["step"]
@@ -80,12 +83,16 @@ def run(cfg, out, resume, progress, log, step, measure, save, metrics=None):
         save()
         saved_step = progress["step"]
 
+    def stop_requested():
+        return comm.any(interrupt.requested) if comm else interrupt.requested
+
     with Interrupt() as interrupt:
         if resume is None:
             checkpoint_and_report(True)
         elif os.path.abspath(out) != os.path.abspath(resume):
             checkpoint_and_report(False)
-        while progress["step"] < cfg.steps and not interrupt.requested:
+        stop = stop_requested()
+        while progress["step"] < cfg.steps and not stop:
             t0 = time.perf_counter()
             loss, norm, tokens = step(progress["step"])
             if not (math.isfinite(loss) and math.isfinite(norm)):
@@ -102,10 +109,11 @@ def run(cfg, out, resume, progress, log, step, measure, save, metrics=None):
             log.update(progress["step"], loss, window_tokens / window_s)
             if progress["step"] % cfg.eval_every == 0 or progress["step"] == cfg.steps:
                 checkpoint_and_report(True)
-        if interrupt.requested:
+            stop = stop_requested()
+        if stop:
             checkpoint_and_report(False)
     log.close()
-    if interrupt.requested and progress["step"] < cfg.steps:
+    if stop and progress["step"] < cfg.steps:
         log.log(f"interrupted at step {progress['step']}: checkpoint saved to {out}; "
                 f"continue with --resume {out}")
         return "interrupted"

@@ -1,11 +1,16 @@
 """Training a character language model (what `numrnn train` runs): data, model, optimiser, learning
 rate schedule, evaluation, checkpoints and resume, run by the loop the tagger shares (train_loop.py:
-steps, evaluation cadence, metrics, Ctrl-C and divergence handling).
+steps, evaluation cadence, metrics, Ctrl-C and divergence handling). Given a communicator
+(numrnn.distributed) it trains data-parallel: each rank runs its columns of every global batch and
+its share of the evaluation streams, and the gradients and losses are averaged over the ranks.
 
 No autograd: each step is forward, cross-entropy, backward through the blocks, clipping, update.
 Not here: argument parsing (cli.py) and text generation (generate.py).
 """
+import contextlib
 import dataclasses
+import hashlib
+import io
 import json
 import math
 import os
@@ -79,33 +84,42 @@ def build(cfg, vocab_size):
     return model, optimizer
 
 
-def evaluate(model, ids):
+def evaluate(model, ids, comm=None):
     """Mean cross-entropy per character of `ids` [N] read as EVAL_STREAMS parallel streams with the
-    state carried, so it equals one pass over each stream whatever the chunking."""
+    state carried, so it equals one pass over each stream whatever the chunking. With a
+    communicator each rank reads its share of the streams and the sums are added up."""
     B = min(EVAL_STREAMS, len(ids) - 1)
     n = (len(ids) - 1) // B
-    x = ids[:B * n].reshape(B, n).T            # [n, B]
-    y = ids[1:B * n + 1].reshape(B, n).T
+    streams = comm.share(B) if comm else slice(None)
+    x = ids[:B * n].reshape(B, n)[streams].T            # [n, b] this rank's streams
+    y = ids[1:B * n + 1].reshape(B, n)[streams].T
     model.eval()
     total, state = 0.0, None
-    for t in range(0, n, EVAL_CHUNK):
+    for t in range(0, n if x.shape[1] else 0, EVAL_CHUNK):
         logits, state = model(model._xp.from_host(x[t:t + EVAL_CHUNK]), state)
         loss, _ = cross_entropy(logits, model._xp.from_host(y[t:t + EVAL_CHUNK]))
-        total += loss * logits.shape[0]
+        total += loss * logits.shape[0] * logits.shape[1]      # the mean over the chunk times its size
     model.train()
-    return total / n
+    if comm:
+        total = comm.sum([total])[0]
+    return total / (n * B)
 
 
-def train_step(model, optimizer, x, y, state, clip):
+def train_step(model, optimizer, x, y, state, clip, comm=None):
     """One step on x, y [T, B] host ids from `state` (None: fresh). Returns (loss, gradient norm,
     the state to carry on); when the loss or the norm is not finite the update is skipped and the
     state returned is None. On a GPU the ids are copied in once and everything else stays there:
-    only the loss and the norm come back."""
+    only the loss and the norm come back. With a communicator x, y are this rank's columns of the
+    global batch, and the gradients and the loss are averaged over the ranks before clipping, so
+    every rank takes the same step."""
     x, y = model._xp.from_host(x), model._xp.from_host(y)
     logits, state = model(x, state)                # [T, B, V]
     loss, dlogits = cross_entropy(logits, y)
     model.zero_grad()
     model.backward(dlogits)
+    if comm:
+        comm.average_gradients(model.blocks)
+        loss = comm.sum([loss])[0] / comm.size
     norm = clip_grad_norm(model.blocks, clip) if clip else 0.0
     if not (math.isfinite(loss) and math.isfinite(norm)):
         return loss, norm, None
@@ -113,11 +127,15 @@ def train_step(model, optimizer, x, y, state, clip):
     return loss, norm, state
 
 
-def train(cfg, out, metrics=None, resume=None, stream=None):
+def train(cfg, out, metrics=None, resume=None, stream=None, comm=None):
     """Train per `cfg`, writing checkpoints to `out`; resume from the checkpoint `resume` if given.
     Returns a dict: status ("done", "interrupted", "nothing to do"), step, val_loss, val_ppl,
     elapsed_s, run_s. Raises data.DataError for unusable text and train_loop.Diverged on NaN/Inf
-    (the file at `out` then still holds the last good checkpoint)."""
+    (the file at `out` then still holds the last good checkpoint).
+    comm: a numrnn.distributed.Communicator to train data-parallel (every rank calls train with the
+    same arguments; cfg.batch_size must divide by the number of ranks); rank 0 alone prints, writes
+    the metrics and the checkpoints, which hold the global batch's state and so resume on any number
+    of ranks."""
     text = data.read_text(cfg.data)
     vocab = data.Vocabulary.from_text(text)
     if resume is not None:
@@ -128,6 +146,14 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
                              f"split of {data.VAL_FRACTION:.0%}; use a longer text")
     batches = data.SAMPLING[cfg.sampling](train_ids, cfg.seq_len, cfg.batch_size, cfg.seed)
     model, optimizer = build(cfg, len(vocab))
+    columns = slice(None)     # the columns of every global batch this rank runs
+    if comm:
+        if cfg.batch_size % comm.size:
+            raise ValueError(f"batch_size {cfg.batch_size} does not divide over {comm.size} processes")
+        columns = comm.share(cfg.batch_size)
+        model.rnn.batch_share = (cfg.batch_size, columns)    # dropout masks drawn for the global batch
+        if comm.rank != 0:
+            stream, metrics = io.StringIO(), None     # rank 0 alone prints and writes metrics
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "device"}
     config["data"] = cfg.data if cfg.data == data.BUILTIN else os.path.abspath(cfg.data)
     config["fingerprint"] = data.fingerprint(text)
@@ -138,6 +164,11 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
     progress = new_progress()
     if resume is not None:
         state, progress = restore(resume, model, optimizer)
+        state = _columns(state, columns)
+    if comm:
+        # the text by its hash, not its path, which may differ from machine to machine
+        comm.start(dict({k: v for k, v in config.items() if k != "data"},
+                        resume=None if resume is None else _file_hash(resume)))
     optimizer.lr = schedule(progress["step"])   # reported at step 0 as the rate of the first update
     log = Progress(cfg.steps, progress["step"], stream)
     if progress["step"] >= cfg.steps:
@@ -158,25 +189,50 @@ def train(cfg, out, metrics=None, resume=None, stream=None):
         nonlocal state
         x, y, fresh = batches.batch(i)
         optimizer.lr = schedule(i)
-        loss, norm, new_state = train_step(model, optimizer, x, y, None if fresh else state, cfg.clip)
+        loss, norm, new_state = train_step(model, optimizer, x[:, columns], y[:, columns], None if fresh else state,
+                                           cfg.clip, comm)
         if new_state is not None:
             state = new_state
         return loss, norm, tokens_per_step
 
     def measure(tok_s):
-        progress["val_loss"] = evaluate(model, val_ids)
+        progress["val_loss"] = evaluate(model, val_ids, comm)
         fields = dict(val_loss=progress["val_loss"], val_ppl=_ppl(progress["val_loss"]), tokens_per_s=tok_s,
                       lr=optimizer.lr)
         return fields, (f"val loss {fields['val_loss']:.4f}  val ppl {fields['val_ppl']:.3f}  "
                         + (f"lr {fields['lr']:.3g}  " if schedule.kind != "constant" or schedule.warmup else "")
                         + (f"{tok_s:,.0f} tok/s  " if tok_s else ""))
 
+    def save():
+        if not comm:
+            return save_checkpoint(out, model, optimizer, state, progress, config)
+        comm.check_identical(model.blocks)
+        whole = comm.gather_columns(state)
+        if comm.rank == 0:
+            save_checkpoint(out, model, optimizer, whole, progress, config)
+
     model.train()
-    status = train_loop.run(cfg, out, resume, progress, log, step, measure,
-                            lambda: save_checkpoint(out, model, optimizer, state, progress, config), metrics)
+    with comm.lockstep(passes=train_loop.Diverged) if comm else contextlib.nullcontext():
+        if comm:
+            comm.broadcast_parameters(model.blocks)
+        status = train_loop.run(cfg, out, resume, progress, log, step, measure, save, metrics, comm)
     return dict(status=status, step=progress["step"], val_loss=progress["val_loss"],
                 val_ppl=_ppl(progress["val_loss"]), elapsed_s=progress["elapsed_s"],
                 run_s=progress["elapsed_s"] - elapsed0)
+
+
+def _columns(state, columns):
+    """This rank's columns of a carried state [L, B, H] (or of each of LSTM's h, c) from a checkpoint."""
+    if state is None or columns == slice(None):
+        return state
+    if isinstance(state, tuple):
+        return tuple(_columns(s, columns) for s in state)
+    return state[:, columns].copy()
+
+
+def _file_hash(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def _check_same_text(resume, path, text, vocab):
