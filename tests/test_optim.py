@@ -110,3 +110,33 @@ def test_bad_hyperparameters_are_refused():
         Adam([lin], betas=(0.9, 1.0))
     with pytest.raises(TypeError, match="numrnn blocks"):
         Adam([object()])
+
+
+def numpy_adam(p, g, m, v, step, lr, beta1, beta2, eps, weight_decay):
+    """Adam's update written as NumPy whole-array operations: the form engine/adam.py compiles."""
+    g = g + weight_decay * p if weight_decay else g
+    m += (1 - beta1) * (g - m)
+    v *= beta2
+    v += (1 - beta2) * g * g
+    denom = np.sqrt(v) / np.sqrt(1 - beta2 ** step) + eps
+    p -= (lr / (1 - beta1 ** step)) * (m / denom)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_kernel_equals_numpy_to_the_bit(dtype, weight_decay):
+    rng = np.random.default_rng()
+    n = 1003
+    lm = numrnn.Linear(n, 1, bias=False, dtype=dtype)     # one block of n parameters
+    p = rng.standard_normal(n).astype(dtype)
+    lm.flat_params[:] = p
+    opt = Adam([lm], lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=weight_decay)
+    m, v = np.zeros(n, dtype), np.zeros(n, dtype)
+    for step in range(1, 6):
+        g = rng.standard_normal(n).astype(dtype)
+        lm.flat_grads[:] = g
+        opt.step()
+        numpy_adam(p, g, m, v, step, 0.01, 0.8, 0.99, 1e-6, weight_decay)
+        np.testing.assert_array_equal(lm.flat_params, p)
+        np.testing.assert_array_equal(opt.state[0]["exp_avg"], m)
+        np.testing.assert_array_equal(opt.state[0]["exp_avg_sq"], v)

@@ -1,13 +1,16 @@
 """Optimisers (SGD, Adam) and gradient clipping over numrnn blocks, with torch.optim's arithmetic.
 
 `modules` is a list of blocks; a composite block (LanguageModel) stands for its `blocks`. Each
-block keeps its parameters in one flat buffer, so every update is a few whole-array operations
-per block. Weight decay is L2 added to the gradient (torch's `weight_decay`, not AdamW), and the
-gradients themselves are left as they are. A block on device="cuda" is updated by a kernel of
+block keeps its parameters in one flat buffer, so an update is a few whole-array operations per
+block (SGD) or one compiled pass over it (Adam on the CPU, engine/adam.py). Weight decay is L2
+added to the gradient (torch's `weight_decay`, not AdamW), and the gradients themselves are left
+as they are. A block on device="cuda" is updated by a kernel of
 engine/cuda_blocks.py doing the same arithmetic, its optimiser state stays on the device, and
 clip_grad_norm brings one number per block back to the host.
 """
 import numpy as np
+
+from numrnn.engine.adam import adam_step
 
 
 def leaf_blocks(modules):
@@ -132,12 +135,10 @@ class Adam(Optimizer):
                 adam(b.flat_params, b.flat_grads, m, v, beta1, beta2, self.weight_decay,
                      self.lr / bias1, bias2_sqrt, self.eps)
                 continue
-            g = self._decayed(b)
-            m += (1 - beta1) * (g - m)                 # torch's lerp form of beta1 * m + (1 - beta1) * g
-            v *= beta2
-            v += (1 - beta2) * g * g
-            denom = np.sqrt(v) / bias2_sqrt + self.eps
-            b.flat_params -= (self.lr / bias1) * (m / denom)
+            t = b.flat_params.dtype.type
+            # m: torch's lerp form of beta1 * m + (1 - beta1) * g
+            adam_step(b.flat_params, b.flat_grads, m, v, t(1 - beta1), t(beta2), t(1 - beta2), t(self.weight_decay),
+                      float(self.lr / bias1), float(bias2_sqrt), float(self.eps))
 
 
 def clip_grad_norm(modules, max_norm):
