@@ -184,3 +184,17 @@ def test_compiled_path_runs_without_python(build, tmp_path):
     out = run([sys.executable, "-c", IN_PROCESS, build, str(tmp_path)]).splitlines()
     assert out[0] == "float32 0 1 ", out
     assert out[1].startswith("float64 5 0 ") and "the Python half was called" in out[1], out
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--temperature", "hot", "--temperature needs a number, got 'hot'"),
+    ("--top-p", "0.9x", "--top-p needs a number, got '0.9x'"),
+    ("--length", "ten", "--length needs a whole number from 0 to"),
+    ("--length", "-3", "--length needs a whole number from 0 to"),
+    ("--seed", "1.5", "--seed needs a whole number from 0 to"),
+])
+def test_example_host_refuses_a_value_that_is_not_a_number(build, flag, value, message):
+    """atof/atol would read these as 0 (greedy sampling, no text): refused before the model is read."""
+    done = subprocess.run(["env", "-i", os.path.join(build, "numrnn-run"), "no-such-model.safetensors", flag, value],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and message in done.stderr and not done.stdout, done.stderr

@@ -12,6 +12,8 @@
  * (python/numrnn/generate.py), so greedy text is the same here and there.
  *   numrnn-run MODEL [--device cpu|cuda] [--input FILE]      (default input: stdin)
  */
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,33 @@
 static int die(const char *what)
 {
     fprintf(stderr, "numrnn-run: %s (%s)\n", what, numrnn_last_error());
+    return 1;
+}
+
+/* number and count read all of s: a flag's value that is not a number (--length ten,
+ * --temperature hot) is refused rather than read as 0, which atof/atol would do (and 0 means
+ * greedy or nothing) */
+static int number(const char *flag, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    if (end == s || *end || errno || isnan(*out)) {
+        fprintf(stderr, "numrnn-run: %s needs a number, got '%s'\n", flag, s);
+        return 0;
+    }
+    return 1;
+}
+
+static int count(const char *flag, const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    if (end == s || *end || errno || strchr(s, '-') || *out > max) {
+        fprintf(stderr, "numrnn-run: %s needs a whole number from 0 to %llu, got '%s'\n", flag, max, s);
+        return 0;
+    }
     return 1;
 }
 
@@ -185,6 +214,7 @@ int main(int argc, char **argv)
     const char *device = "cpu", *prompt = NULL, *input = NULL;
     long length = 200;
     double temperature = 0.8, top_p = 1.0;
+    unsigned long long whole;
     uint64_t seed = 0;
     int64_t I, O, V;
     numrnn_model *m = NULL;
@@ -204,15 +234,21 @@ int main(int argc, char **argv)
             device = argv[i + 1];
         else if (!strcmp(argv[i], "--prompt"))
             prompt = argv[i + 1];
-        else if (!strcmp(argv[i], "--length"))
-            length = atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--temperature"))
-            temperature = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--top-p"))
-            top_p = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--seed"))
-            seed = strtoull(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--input"))
+        else if (!strcmp(argv[i], "--length")) {
+            if (!count(argv[i], argv[i + 1], LONG_MAX, &whole))
+                return 2;
+            length = (long)whole;
+        } else if (!strcmp(argv[i], "--temperature")) {
+            if (!number(argv[i], argv[i + 1], &temperature))
+                return 2;
+        } else if (!strcmp(argv[i], "--top-p")) {
+            if (!number(argv[i], argv[i + 1], &top_p))
+                return 2;
+        } else if (!strcmp(argv[i], "--seed")) {
+            if (!count(argv[i], argv[i + 1], ULLONG_MAX, &whole))
+                return 2;
+            seed = whole;
+        } else if (!strcmp(argv[i], "--input"))
             input = argv[i + 1];
         else {
             fprintf(stderr, "numrnn-run: unknown option %s\n", argv[i]);
