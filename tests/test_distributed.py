@@ -162,6 +162,13 @@ def test_mismatched_settings_and_data_are_refused(text, tmp_path):
                                                 "processes") == 1, r.stderr
 
 
+def test_help_and_version_are_printed_once(text):
+    r = mpiexec(NUMRNN, "train", "--help", timeout=60)
+    assert r.returncode == 0 and r.stdout.count("usage: numrnn train") == 1 and r.stderr == "", r.stdout + r.stderr
+    r = mpiexec(NUMRNN, "--version", timeout=60)
+    assert r.returncode == 0 and r.stdout.count("numrnn ") == 1, r.stdout + r.stderr
+
+
 def test_a_rank_failing_at_start_is_reported_by_rank_0(text, tmp_path):
     """Rank 1 cannot read its --data: it fails before training; rank 0 prints its message and every
     process ends with exit code 2."""

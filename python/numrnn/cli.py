@@ -489,12 +489,16 @@ def main(argv=None):
 def _main(argv, report, comm=None):
     """The command; report(message) prints an error (under MPI, rank 0 prints every rank's)."""
     parser = _parser()
-    said = io.StringIO()
+    said, shown = io.StringIO(), io.StringIO()
     try:
-        # under MPI argparse's messages are reported like the others, so that rank 0 alone prints them
-        with contextlib.redirect_stderr(said) if comm else contextlib.nullcontext():
+        # under MPI argparse's messages are reported like the others, and --help and --version are
+        # printed by rank 0 alone, so that N ranks do not print them N times
+        with contextlib.redirect_stderr(said) if comm else contextlib.nullcontext(), \
+                contextlib.redirect_stdout(shown) if comm else contextlib.nullcontext():
             args = parser.parse_args(argv)
     except SystemExit as e:       # argparse has printed its message; return the code for in-process callers
+        if comm and comm.rank == 0:
+            sys.stdout.write(shown.getvalue())
         for line in said.getvalue().splitlines():
             report(line)
         return e.code
