@@ -91,8 +91,10 @@ def run(ranks, batch, steps, warmup, independent=False):
                     tokens_per_s=sum(e["tokens_per_s"] for e in each))
     if ranks > 1:
         command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks)] + command
-    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    r = subprocess.run(command, capture_output=True, text=True, env=env)
+    if r.returncode != 0:       # show the worker's own message, not only its exit code
+        sys.exit(f"benchmarks/mpi.py: {' '.join(command)} failed with exit code {r.returncode}:\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def allreduce_s(bytes_, messages, n):
