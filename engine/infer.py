@@ -22,6 +22,7 @@ from .gru import gru_run
 from .lstm import lstm_run
 from .matvec import matmul_t
 from .rnn import rnn_run
+from .views import view
 
 CELL_RNN, CELL_LSTM, CELL_GRU = 0, 1, 2
 # header fields of meta
@@ -73,8 +74,8 @@ def _zero_past_lengths(y, lengths):
 def _matrix(flat, start, rows, cols):
     """flat[start:] as a [rows, cols] matrix; [0, cols] when start is -1 (absent)."""
     if start < 0:
-        return flat[0:0].reshape((0, cols))
-    return flat[start:start + rows * cols].reshape((rows, cols))
+        return view(flat, 0, (0, cols))
+    return view(flat, start, (rows, cols))
 
 
 @njit(cache=True, error_model="numpy")
@@ -103,16 +104,16 @@ def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_t, meta, ws):
     b_ih, s = _take(ws, s, G)
     b_hh, s = _take(ws, s, G)
     b_sum, s = _take(ws, s, G)
-    bufs = (a.reshape((T, B, D * P)), b.reshape((T, B, D * P)))
-    hs = hsb.reshape((T, B, P))
-    cs = csb.reshape((T, B, H))
-    acts = actb.reshape((T, B, G))
-    hn_pre = hnpb.reshape((T, B, H))
-    h = hb.reshape((B, P))
-    c = cb.reshape((B, H))
-    r = rb.reshape((B, H))
-    gh = ghb.reshape((B, G))
-    hp = hpb.reshape((B, P))
+    bufs = (view(a, 0, (T, B, D * P)), view(b, 0, (T, B, D * P)))
+    hs = view(hsb, 0, (T, B, P))
+    cs = view(csb, 0, (T, B, H))
+    acts = view(actb, 0, (T, B, G))
+    hn_pre = view(hnpb, 0, (T, B, H))
+    h = view(hb, 0, (B, P))
+    c = view(cb, 0, (B, H))
+    r = view(rb, 0, (B, H))
+    gh = view(ghb, 0, (B, G))
+    hp = view(hpb, 0, (B, P))
     ragged = False
     for bb in range(B):
         ragged = ragged or lengths[bb] < T
@@ -167,14 +168,14 @@ def lm_forward(logits, hn, cn, tokens, h0, c0, lengths, flat, flat_t, emb, head_
     used = stack_size(meta, T, B)
     xb, s = _take(ws, used, TB * E)
     yb, s = _take(ws, s, TB * D * P)
-    x = xb.reshape((T, B, E))
+    x = view(xb, 0, (T, B, E))
     for t in range(T):
         for b in range(B):
             x[t, b] = emb[tokens[t, b]]
-    y = yb.reshape((T, B, D * P))
+    y = view(yb, 0, (T, B, D * P))
     stack_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_t, meta, ws[:used])
-    out = logits.reshape((TB, V))
-    matmul_t(out, y.reshape((TB, D * P)), head_w, head_w_t)
+    out = view(logits, 0, (TB, V))
+    matmul_t(out, view(y, 0, (TB, D * P)), head_w, head_w_t)
     for r in range(TB):
         for v in range(V):
             out[r, v] += head_b[v]

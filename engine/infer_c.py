@@ -11,6 +11,7 @@ from numba import carray, cfunc, njit, types
 
 from .infer import (CELL_LSTM, M_CELL, M_D, M_EMB, M_H, M_HEAD_B, M_HEAD_W, M_HEAD_WT, M_I, M_L, M_NPARAMS, M_P,
                     M_TRANS, M_V, META, SPEC, lm_forward, stack_forward, workspace_size)
+from .views import view
 
 # what a cfunc returns on success: anything else (0 is what Numba returns when a cfunc raises) is a failure
 DONE = 1
@@ -49,7 +50,7 @@ def _views(meta_p, weights_p, h_p, c_p, work_p, lengths_p, T, B):
     if meta[M_CELL] == CELL_LSTM:
         c = carray(c_p, (LD, B, H))
     else:
-        c = work[n - LD * B * H:].reshape((LD, B, H))
+        c = view(work, n - LD * B * H, (LD, B, H))
         c[:] = 0
     flat_t = weights[meta[M_TRANS]:meta[M_HEAD_WT]]
     return meta, weights, flat_t, h, c, work[:n - LD * B * H], carray(lengths_p, B)
@@ -67,9 +68,9 @@ def c_forward_tokens(meta_p, weights_p, h_p, c_p, work_p, lengths_p, tokens_p, T
     meta, weights, flat_t, h, c, work, lengths = _views(meta_p, weights_p, h_p, c_p, work_p, lengths_p, T, B)
     V, E, DP = meta[M_V], meta[M_I], meta[M_D] * meta[M_P]
     tokens = carray(tokens_p, (T, B))
-    emb = weights[meta[M_EMB]:meta[M_EMB] + V * E].reshape((V, E))
-    head_w = weights[meta[M_HEAD_W]:meta[M_HEAD_W] + V * DP].reshape((V, DP))
-    head_w_t = weights[meta[M_HEAD_WT]:meta[M_HEAD_WT] + DP * V].reshape((DP, V))
+    emb = view(weights, meta[M_EMB], (V, E))
+    head_w = view(weights, meta[M_HEAD_W], (V, DP))
+    head_w_t = view(weights, meta[M_HEAD_WT], (DP, V))
     head_b = weights[meta[M_HEAD_B]:meta[M_HEAD_B] + V]
     y = carray(y_p, (T, B, V))
     lm_forward(y, h, c, tokens, h, c, lengths, weights, flat_t, emb, head_w, head_w_t, head_b, meta, work)

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from .matvec import matmul_t
+from .views import reshaped
 
 
 @njit(cache=True)
@@ -26,7 +27,7 @@ def input_projection(pre, x, w_ih, w_ih_t):
     product (matvec.py), or [0, G] to always use OpenBLAS (training)"""
     T, B, I = x.shape
     G = w_ih.shape[0]
-    matmul_t(pre.reshape((T * B, G)), x.reshape((T * B, I)), w_ih, w_ih_t)
+    matmul_t(reshaped(pre, (T * B, G)), reshaped(x, (T * B, I)), w_ih, w_ih_t)
 
 
 @njit(cache=True)
