@@ -77,17 +77,24 @@ def _meta(rnn):
     return meta
 
 
-def _workspace(owner, meta, T, B, dtype):
-    """The owner's workspace, grown (never shrunk) to fit T and B; returns it and c's stand-in
-    [L * D, B, H] at its end, zeroed."""
-    n = infer.workspace_size(meta, T, B)
-    ws = owner.__dict__.get("_infer_ws")
-    if ws is None or ws.size < n or ws.dtype != dtype:
-        ws = owner._infer_ws = np.empty(n, dtype)
-    LD, H = meta[infer.M_L] * meta[infer.M_D], meta[infer.M_H]
-    c_stub = ws[n - LD * B * H:n].reshape(LD, B, H)
-    c_stub[:] = 0
-    return ws, c_stub
+def _workspace(owner, meta, T, B, dtype, need_c):
+    """The owner's workspace, grown (never shrunk) to fit T and B: the part stack_forward uses
+    and, when need_c (no c0: RNN and GRU), c's stand-in [L * D, B, H] after it, zeroed.
+    The views of the last shape are kept: carving them anew cost a few microseconds a call."""
+    key = (T, B, dtype)
+    last = owner.__dict__.get("_infer_views")
+    if last is None or last[0] != key:
+        n = infer.workspace_size(meta, T, B)
+        ws = owner.__dict__.get("_infer_ws")
+        if ws is None or ws.size < n or ws.dtype != dtype:
+            ws = owner._infer_ws = np.empty(n, dtype)
+        LD, H = meta[infer.M_L] * meta[infer.M_D], meta[infer.M_H]
+        last = owner._infer_views = (key, ws, ws[:infer.stack_size(meta, T, B)],
+                                     ws[n - LD * B * H:n].reshape(LD, B, H))
+    _, ws, stack_ws, c_stub = last
+    if need_c:
+        c_stub[:] = 0
+    return ws, stack_ws, c_stub
 
 
 def layer_forward(rnn, x, h0, c0, lengths):
@@ -96,11 +103,10 @@ def layer_forward(rnn, x, h0, c0, lengths):
     Returns y [T, B, D * P], h_n, c_n."""
     meta = _meta(rnn)
     T, B, _ = x.shape
-    ws, c_stub = _workspace(rnn, meta, T, B, rnn.dtype)
+    _, stack_ws, c_stub = _workspace(rnn, meta, T, B, rnn.dtype, c0 is None)
     c = c_stub if c0 is None else c0
     y = np.empty((T, B, rnn.num_directions * rnn.out_size), rnn.dtype)
-    infer.stack_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, transposed(rnn, meta), meta,
-                        ws[:infer.stack_size(meta, T, B)])
+    infer.stack_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, transposed(rnn, meta), meta, stack_ws)
     rnn._cache = None
     return y, h0, c0
 
@@ -113,7 +119,7 @@ def lm_forward(lm, tokens, h0, c0):
     if meta is None:
         meta = lm._infer_meta = describe(rnn, lm.vocab_size, lm.embedding_dim)
     T, B = tokens.shape
-    ws, c_stub = _workspace(lm, meta, T, B, lm.dtype)
+    ws, _, c_stub = _workspace(lm, meta, T, B, lm.dtype, c0 is None)
     logits = np.empty((T, B, lm.vocab_size), lm.dtype)
     c = c_stub if c0 is None else c0
     head_w = lm.head.params["weight"]
