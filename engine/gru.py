@@ -27,38 +27,42 @@ def gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, revers
 
 
 @njit(cache=True, error_model="numpy")
+def gru_row(a, ghb, b_ih, b_hh, hprev, hout, hnp):
+    """One sequence's step over n units (all H of them, or a share when a call is split over
+    threads, engine/infer_split.py): a [3n] input projection in, r, z, n out (gate blocks of n);
+    ghb [3n] W_hh h; b_ih, b_hh [3n]; hprev [n] h_{t-1}; hout [n] out: h_t (may be hprev's memory);
+    hnp [n] out: W_hn h + b_hn."""
+    n = hnp.shape[0]
+    # in short passes over contiguous rows, so that each one vectorises
+    for j in range(n):
+        k = GRU_R * n + j
+        a[k] = sigmoid(a[k] + b_ih[k] + b_hh[k] + ghb[k])
+    for j in range(n):
+        k = GRU_Z * n + j
+        a[k] = sigmoid(a[k] + b_ih[k] + b_hh[k] + ghb[k])
+    for j in range(n):
+        k = GRU_N * n + j
+        hnp[j] = ghb[k] + b_hh[k]
+        a[k] = tanh(a[k] + b_ih[k] + a[GRU_R * n + j] * hnp[j])
+    for j in range(n):
+        zj = a[GRU_Z * n + j]
+        hout[j] = (1.0 - zj) * a[GRU_N * n + j] + zj * hprev[j]
+
+
+@njit(cache=True, error_model="numpy")
 def gru_run(hs, acts, hn_pre, x, h, gh, w_ih, w_ih_t, w_hh, w_hh_t, b_ih, b_hh, lengths, reverse):
     """gru_forward on caller-owned buffers, so that the inference path allocates nothing:
     h [B, H] the running state, h0 in (overwritten); gh [B, 3H] scratch; w_ih_t [I, 3H],
     w_hh_t [H, 3H] the transposes for the small-batch product (engine/matvec.py), or [0, 3H] to
     use OpenBLAS; the rest as there."""
     T, B, _ = x.shape
-    H = h.shape[1]
     input_projection(acts, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
         matmul_t(gh, h, w_hh, w_hh_t)
         for b in range(B):
-            if t >= lengths[b]:
-                continue
-            # in short passes over contiguous rows, so that each one vectorises
-            a = acts[t, b]          # [3H] input projection in, r, z, n out
-            ghb = gh[b]             # [3H] W_hh h
-            hb = h[b]               # [H] h_{t-1} in, h_t out
-            hnp = hn_pre[t, b]      # [H] out: W_hn h + b_hn
-            for j in range(H):
-                k = GRU_R * H + j
-                a[k] = sigmoid(a[k] + b_ih[k] + b_hh[k] + ghb[k])
-            for j in range(H):
-                k = GRU_Z * H + j
-                a[k] = sigmoid(a[k] + b_ih[k] + b_hh[k] + ghb[k])
-            for j in range(H):
-                k = GRU_N * H + j
-                hnp[j] = ghb[k] + b_hh[k]
-                a[k] = tanh(a[k] + b_ih[k] + a[GRU_R * H + j] * hnp[j])
-            for j in range(H):
-                zj = a[GRU_Z * H + j]
-                hb[j] = (1.0 - zj) * a[GRU_N * H + j] + zj * hb[j]
+            if t < lengths[b]:
+                gru_row(acts[t, b], gh[b], b_ih, b_hh, h[b], h[b], hn_pre[t, b])
         hs[t] = h
 
 

@@ -42,6 +42,44 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, 
 
 
 @njit(cache=True, error_model="numpy")
+def lstm_row(a, ghb, bias, cb, rb, w_peep, po, peep, coupled):
+    """One sequence's step over n units (all H of them, or a share when a call is split over
+    threads, engine/infer_split.py): a [NG * n] input projection in, gate activations out, in
+    gate blocks of n; ghb [NG * n] the recurrent product; bias [NG * n] = b_ih + b_hh;
+    cb [n] c_{t-1} in, c_t out; rb [n] out: o * tanh(c_t); w_peep [NP, n] (peep: used)."""
+    n = cb.shape[0]
+    oi, of, og, oo = gate_offsets(n, coupled)
+    # in short passes over contiguous rows, so that each one vectorises
+    for k in range(a.shape[0]):
+        a[k] = a[k] + bias[k] + ghb[k]
+    if peep:
+        for j in range(n):
+            a[oi + j] += w_peep[PEEP_I, j] * cb[j]
+        if not coupled:
+            for j in range(n):
+                a[of + j] += w_peep[PEEP_F, j] * cb[j]
+    for j in range(n):
+        a[oi + j] = sigmoid(a[oi + j])
+    for j in range(n):
+        a[og + j] = tanh(a[og + j])
+    if coupled:
+        for j in range(n):
+            cb[j] = (1.0 - a[oi + j]) * cb[j] + a[oi + j] * a[og + j]
+    else:
+        for j in range(n):
+            a[of + j] = sigmoid(a[of + j])
+        for j in range(n):
+            cb[j] = a[of + j] * cb[j] + a[oi + j] * a[og + j]
+    if peep:
+        for j in range(n):
+            a[oo + j] += w_peep[po, j] * cb[j]
+    for j in range(n):
+        go = sigmoid(a[oo + j])
+        a[oo + j] = go
+        rb[j] = go * tanh(cb[j])
+
+
+@njit(cache=True, error_model="numpy")
 def lstm_run(hs, cs, acts, x, h, c, r, gh, hp, bias, w_ih, w_ih_t, w_hh, w_hh_t, w_hr, w_peep, lengths, reverse,
              coupled):
     """lstm_forward on caller-owned buffers, so that the inference path allocates nothing:
@@ -49,51 +87,16 @@ def lstm_run(hs, cs, acts, x, h, c, r, gh, hp, bias, w_ih, w_ih_t, w_hh, w_hh_t,
     hp [B, P] scratch; bias [G] = b_ih + b_hh; w_ih_t [I, G], w_hh_t [P, G] the transposes for
     the small-batch product (engine/matvec.py), or [0, G] to use OpenBLAS; the rest as there."""
     T, B, _ = x.shape
-    H = c.shape[1]
-    G = w_ih.shape[0]
     proj = w_hr.shape[0] > 0
     peep = w_peep.shape[0] > 0
     po = w_peep.shape[0] - 1        # the o row is the last one
-    oi, of, og, oo = gate_offsets(H, coupled)
     input_projection(acts, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
         matmul_t(gh, h, w_hh, w_hh_t)
         for b in range(B):
-            if t >= lengths[b]:
-                continue
-            # in short passes over contiguous rows, so that each one vectorises
-            a = acts[t, b]          # [G] input projection in, gate activations out
-            ghb = gh[b]             # [G]
-            cb = c[b]               # [H] c_{t-1} in, c_t out
-            for k in range(G):
-                a[k] = a[k] + bias[k] + ghb[k]
-            if peep:
-                for j in range(H):
-                    a[oi + j] += w_peep[PEEP_I, j] * cb[j]
-                if not coupled:
-                    for j in range(H):
-                        a[of + j] += w_peep[PEEP_F, j] * cb[j]
-            for j in range(H):
-                a[oi + j] = sigmoid(a[oi + j])
-            for j in range(H):
-                a[og + j] = tanh(a[og + j])
-            if coupled:
-                for j in range(H):
-                    cb[j] = (1.0 - a[oi + j]) * cb[j] + a[oi + j] * a[og + j]
-            else:
-                for j in range(H):
-                    a[of + j] = sigmoid(a[of + j])
-                for j in range(H):
-                    cb[j] = a[of + j] * cb[j] + a[oi + j] * a[og + j]
-            if peep:
-                for j in range(H):
-                    a[oo + j] += w_peep[po, j] * cb[j]
-            rb = r[b]               # [H]
-            for j in range(H):
-                go = sigmoid(a[oo + j])
-                a[oo + j] = go
-                rb[j] = go * tanh(cb[j])
+            if t < lengths[b]:
+                lstm_row(acts[t, b], gh[b], bias, c[b], r[b], w_peep, po, peep, coupled)
         if proj:
             np.dot(r, w_hr.T, hp)
         for b in range(B):

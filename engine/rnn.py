@@ -25,26 +25,32 @@ def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
 
 
 @njit(cache=True, error_model="numpy")
+def rnn_row(pre, ghb, bias, hout, act):
+    """One sequence's step over n units (all H of them, or a share when a call is split over
+    threads, engine/infer_split.py): pre [n] input projection, ghb [n] W_hh h, bias [n] =
+    b_ih + b_hh; hout [n] out: h_t."""
+    for j in range(hout.shape[0]):
+        v = pre[j] + bias[j] + ghb[j]
+        if act == TANH:
+            hout[j] = tanh(v)
+        else:
+            hout[j] = v if v > 0.0 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
 def rnn_run(hs, pre, x, h, gh, bias, w_ih, w_ih_t, w_hh, w_hh_t, act, lengths, reverse):
     """rnn_forward on caller-owned buffers, so that the inference path allocates nothing:
     pre [T, B, H], gh [B, H] scratch; h [B, H] the running state, h0 in (overwritten);
     bias [H] = b_ih + b_hh; w_ih_t [I, H], w_hh_t [H, H] the transposes for the small-batch
     product (engine/matvec.py), or [0, H] to use OpenBLAS; the rest as there."""
     T, B, _ = x.shape
-    H = h.shape[1]
     input_projection(pre, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
         matmul_t(gh, h, w_hh, w_hh_t)
         for b in range(B):
-            if t >= lengths[b]:
-                continue
-            for j in range(H):
-                v = pre[t, b, j] + bias[j] + gh[b, j]
-                if act == TANH:
-                    h[b, j] = tanh(v)
-                else:
-                    h[b, j] = v if v > 0.0 else 0.0
+            if t < lengths[b]:
+                rnn_row(pre[t, b], gh[b], bias, h[b], act)
         hs[t] = h
 
 
