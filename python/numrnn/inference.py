@@ -14,8 +14,9 @@ block's).
 """
 import numpy as np
 
-from numrnn.engine import infer
+from numrnn.engine import infer, infer_split, threads
 from numrnn.engine.gates import num_gates
+from numrnn.engine.matvec import SMALL_ROWS
 
 CELLS = {"RNN": infer.CELL_RNN, "LSTM": infer.CELL_LSTM, "GRU": infer.CELL_GRU}
 SPEC_NAMES = ((infer.S_IH, "weight_ih"), (infer.S_HH, "weight_hh"), (infer.S_BIH, "bias_ih"),
@@ -69,6 +70,70 @@ def transposed(block, meta):
     return flat_t
 
 
+def split(block, meta, nparts):
+    """(flat_s, meta_s) of engine/infer_split.py for nparts threads: each part's rows of every
+    layer and direction's weights, transposed, and its biases (b_ih + b_hh; GRU keeps both),
+    made once per thread count and kept on the block like transposed()'s copies."""
+    kept = block.__dict__.get("_infer_split")
+    if kept is not None and kept[0] == nparts:
+        return kept[1], kept[2]
+    G, H, LD = meta[infer.M_G], meta[infer.M_H], meta[infer.M_L] * meta[infer.M_D]
+    NG, gru = G // H, meta[infer.M_CELL] == infer.CELL_GRU
+    flat = block.flat_params
+    meta_s = np.full(LD * nparts * infer_split.QS, -1, np.int64)
+    chunks, used = [], 0
+    for idx in range(LD):
+        spec = meta[infer.META + idx * infer.SPEC:infer.META + (idx + 1) * infer.SPEC]
+        n_in = spec[infer.S_IN]
+        w_ih = flat[spec[infer.S_IH]:spec[infer.S_IH] + G * n_in].reshape(G, n_in)
+        w_hh = flat[spec[infer.S_HH]:spec[infer.S_HH] + G * H].reshape(G, H)
+        b_ih, b_hh = (flat[spec[f]:spec[f] + G] if spec[f] >= 0 else np.zeros(G, flat.dtype)
+                      for f in (infer.S_BIH, infer.S_BHH))
+        for p in range(nparts):
+            j0, j1 = infer_split.unit_range(H, p, nparts)
+            rows = np.concatenate([np.arange(g * H + j0, g * H + j1) for g in range(NG)])
+            q = meta_s[(idx * nparts + p) * infer_split.QS:(idx * nparts + p + 1) * infer_split.QS]
+            pieces = [(infer_split.Q_IH, w_ih[rows].T), (infer_split.Q_HH, w_hh[rows].T)]
+            pieces += [(infer_split.Q_B1, b_ih[rows]), (infer_split.Q_B2, b_hh[rows])] if gru else \
+                [(infer_split.Q_B1, b_ih[rows] + b_hh[rows])]
+            for field, a in pieces:
+                q[field] = used
+                chunks.append(np.ascontiguousarray(a).ravel())
+                used += a.size
+    flat_s = np.concatenate(chunks).astype(flat.dtype, copy=False)
+    block._infer_split = (nparts, flat_s, meta_s)
+    return flat_s, meta_s
+
+
+def can_split(rnn, B):
+    """Whether a call of B sequences can run split over threads (engine/infer_split.py)."""
+    return rnn.out_size == rnn.hidden_size and B <= SMALL_ROWS and rnn.hidden_size >= rnn.inference_threads
+
+
+def _split_forward(rnn, meta, y, x, h0, c, lengths):
+    """layer_forward's call on rnn.inference_threads threads; False when the system would not
+    start a thread (nothing was computed then)."""
+    nparts = rnn.inference_threads
+    flat_s, meta_s = split(rnn, meta, nparts)
+    T, B, _ = x.shape
+    kept = rnn.__dict__.get("_infer_split_ws")
+    n = infer_split.split_workspace_size(meta, T, B, nparts)
+    if kept is None or kept[0].size < n or kept[0].dtype != rnn.dtype or kept[2].shape[0] != nparts:
+        kept = rnn._infer_split_ws = (_aligned(n, rnn.dtype), threads.new_flags(),
+                                      np.empty((nparts, infer_split.NARGS), np.int64), np.empty(nparts, np.uint64))
+    ws, flags, args, tids = kept
+    return infer_split.split_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, flat_s, meta, meta_s, ws[:n],
+                                     flags, args, tids, infer_split.helper_address(rnn.dtype), nparts)
+
+
+def _aligned(n, dtype):
+    """np.empty(n, dtype) starting on a 64-byte cache line (NumPy promises 16 bytes): the parts
+    of a split call write neighbouring stretches of it, and a line two cores write is slow."""
+    raw = np.empty(n * np.dtype(dtype).itemsize + 64, np.uint8)
+    skip = -raw.ctypes.data % 64
+    return raw[skip:skip + n * np.dtype(dtype).itemsize].view(dtype)
+
+
 def _meta(rnn):
     """The block's meta, built once (a block's configuration does not change)."""
     meta = rnn.__dict__.get("_infer_meta")
@@ -106,7 +171,8 @@ def layer_forward(rnn, x, h0, c0, lengths):
     _, stack_ws, c_stub = _workspace(rnn, meta, T, B, rnn.dtype, c0 is None)
     c = c_stub if c0 is None else c0
     y = np.empty((T, B, rnn.num_directions * rnn.out_size), rnn.dtype)
-    infer.stack_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, transposed(rnn, meta), meta, stack_ws)
+    if not (rnn.inference_threads > 1 and can_split(rnn, B) and _split_forward(rnn, meta, y, x, h0, c, lengths)):
+        infer.stack_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, transposed(rnn, meta), meta, stack_ws)
     rnn._cache = None
     return y, h0, c0
 

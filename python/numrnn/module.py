@@ -81,6 +81,7 @@ class Module:
         """Drop the weight copies eval mode derives (numrnn.inference: transposes), so that
         eval() after the weights changed starts from the new ones."""
         self.__dict__.pop("_infer_t", None)
+        self.__dict__.pop("_infer_split", None)
 
     def eval(self):
         return self.train(False)

@@ -16,6 +16,7 @@ from numrnn import inference
 from numrnn.blas import limited
 from numrnn.device import backend
 from numrnn.engine.gates import NONLINEARITIES, layer_suffixes, num_gates, param_shapes
+from numrnn.engine.threads import MAX_PARTS
 from numrnn.module import Module, check_device, check_dtype, check_positive_int
 from numrnn.serialize import register
 
@@ -27,6 +28,7 @@ class Recurrent(Module):
     # (numrnn.distributed): dropout masks are drawn for the global batch and cut, so N processes use
     # the masks one process would and their generators stay in step
     batch_share = None
+    inference_threads = 1   # threads one eval-mode call on the CPU runs on (eval(threads=...))
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, nonlinearity="tanh",
@@ -155,6 +157,17 @@ class Recurrent(Module):
         return (store["weight_ih" + sfx], store["weight_hh" + sfx],
                 store.get("bias_ih" + sfx, no_bias), store.get("bias_hh" + sfx, no_bias),
                 store.get("weight_hr" + sfx, self._no_proj), w_peep)
+
+    def eval(self, threads=1):
+        """Eval mode (PyTorch's habit; train() goes back). threads: how many threads each CPU call
+        runs on, the caller's and threads - 1 started for the call, splitting the hidden units
+        between them (engine/infer_split.py): for batches of up to 8 sequences and no proj_size;
+        other calls run on the caller's thread alone. Worth it for hidden sizes of about 128 and
+        up with a free core per thread (measured in the README's "C interface" section)."""
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_PARTS:
+            raise ValueError(f"threads must be an integer in 1..{MAX_PARTS}, got {threads!r}")
+        self.inference_threads = threads
+        return self.train(False)
 
     # -- input checks --------------------------------------------------------------------------
     def _as_float(self, name, a):
