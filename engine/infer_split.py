@@ -29,7 +29,7 @@ from .lstm import lstm_row
 from .matvec import SMALL_ROWS, matmul_t_axpy
 from .rnn import rnn_row
 from .steps import time_at
-from .threads import LINE, MAX_PARTS, address, barrier, go, join_helpers, pointer, start_helpers, wait_go
+from .threads import ARGS, TEAM_SIZE, address, barrier, job_done, next_job, pointer, post_job, wait_done
 from .views import view
 
 Q_IH, Q_HH, Q_B1, Q_B2 = range(4)
@@ -38,8 +38,8 @@ ALIGN = 16      # part boundaries at multiples of 16 units where H allows: no ca
 
 # a helper's arguments: one int64 row per part (addresses, and the sizes to rebuild the arrays)
 (A_PART, A_NPARTS, A_T, A_B, A_Y, A_HN, A_CN, A_X, A_H0, A_C0, A_LEN, A_FLAT, A_NFLAT, A_FLATS, A_NFLATS,
- A_META, A_METAS, A_WS, A_NWS, A_FLAGS) = range(20)
-NARGS = 20
+ A_META, A_METAS, A_WS, A_NWS) = range(19)
+NARGS = 19
 
 
 @njit(cache=True)
@@ -79,10 +79,10 @@ def _part_size(T, B, NG, n):
 
 
 @njit(cache=True, error_model="numpy")
-def split_part(part, nparts, y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, meta_s, ws, flags):
+def split_part(part, nparts, y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, meta_s, ws, team):
     """Part `part`'s share of a whole model's forward (stack_forward's arguments, plus flat_s
-    and meta_s as in the header, ws [split_workspace_size] shared by the parts, flags
-    engine/threads.new_flags() zeroed for the call). Every part must run at the same time."""
+    and meta_s as in the header, ws [split_workspace_size] shared by the parts, team the
+    engine/threads team whose job this is). Every part must run at the same time."""
     T, B, _ = x.shape
     cell, L, D, H, G = meta[M_CELL], meta[M_L], meta[M_D], meta[M_H], meta[M_G]
     act, coupled, npeep = meta[M_ACT], meta[M_COUPLED] != 0, meta[M_NPEEP]
@@ -128,7 +128,7 @@ def split_part(part, nparts, y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, 
                 if cell == CELL_LSTM:
                     c[b] = c0[idx, b, j0:j1]
             k += 1
-            barrier(flags, part, nparts, k)
+            barrier(team, part, nparts, k)
             reverse = d == 1
             cols = d * H
             for st in range(T):
@@ -151,7 +151,7 @@ def split_part(part, nparts, y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, 
                         hout[:] = hbuf[src, b, j0:j1]
                         o[:] = 0
                 k += 1
-                barrier(flags, part, nparts, k)
+                barrier(team, part, nparts, k)
             last = T % 2        # the row the final step wrote
             for b in range(B):
                 hn[idx, b, j0:j1] = hbuf[last, b, j0:j1]
@@ -161,70 +161,70 @@ def split_part(part, nparts, y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, 
 
 
 @njit(cache=True)
-def split_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, meta_s, ws, flags, args, tids, run_part,
-                  nparts):
-    """stack_forward on nparts threads: this one runs part 0, nparts - 1 helpers started here
-    (the @cfunc at run_part: helper_f32 or helper_f64's address) the others. args [nparts, NARGS]
-    int64 and tids [nparts] uint64 are scratch; flags as split_part's. Returns False, having
-    done nothing, when a helper could not be started (the caller then runs stack_forward)."""
+def split_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, meta_s, ws, team, args, nparts):
+    """stack_forward on nparts threads: this one runs part 0, the team's started helpers
+    (engine/threads.start_team with team_loop(dtype)) the others. args [nparts, NARGS] int64 is
+    scratch for the helpers' arguments."""
     T, B, _ = x.shape
-    flags[:] = 0
-    for p in range(nparts):
+    for p in range(1, nparts):
         a = args[p]
         a[A_PART], a[A_NPARTS], a[A_T], a[A_B] = p, nparts, T, B
         a[A_Y], a[A_HN], a[A_CN], a[A_X] = address(y), address(hn), address(cn), address(x)
         a[A_H0], a[A_C0], a[A_LEN] = address(h0), address(c0), address(lengths)
         a[A_FLAT], a[A_NFLAT], a[A_FLATS], a[A_NFLATS] = address(flat), flat.size, address(flat_s), flat_s.size
         a[A_META], a[A_METAS], a[A_WS], a[A_NWS] = address(meta), address(meta_s), address(ws), ws.size
-        a[A_FLAGS] = address(flags)
-    started = start_helpers(run_part, args, nparts, tids)
-    ok = started == nparts - 1
-    go(flags, ok)
-    if ok:
-        split_part(0, nparts, y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, meta_s, ws, flags)
-    join_helpers(tids, started)
-    return ok
+    team[ARGS] = address(args)
+    job = post_job(team)
+    split_part(0, nparts, y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, meta_s, ws, team)
+    wait_done(team, nparts, job)
 
 
 @njit(cache=True)
-def _helper(args_p, like):
-    """A helper thread's body: rebuild the arrays from its argument row, wait for go, run its
-    part. like: np.float32 or np.float64, the model's dtype."""
-    a = carray(args_p, NARGS)
-    flags = carray(pointer(a[A_FLAGS], a), (MAX_PARTS + 1) * LINE)
-    if not wait_go(flags):
-        return 0
-    T, B = a[A_T], a[A_B]
-    LD = carray(pointer(a[A_META], a), META)[M_L] * carray(pointer(a[A_META], a), META)[M_D]
-    meta = carray(pointer(a[A_META], a), META + LD * SPEC)
-    nparts = a[A_NPARTS]
-    H, D = meta[M_H], meta[M_D]
-    split_part(a[A_PART], nparts,
-               carray(pointer(a[A_Y], like), (T, B, D * H)), carray(pointer(a[A_HN], like), (LD, B, H)),
-               carray(pointer(a[A_CN], like), (LD, B, H)), carray(pointer(a[A_X], like), (T, B, meta[M_I])),
-               carray(pointer(a[A_H0], like), (LD, B, H)), carray(pointer(a[A_C0], like), (LD, B, H)),
-               carray(pointer(a[A_LEN], a), B), carray(pointer(a[A_FLAT], like), a[A_NFLAT]),
-               carray(pointer(a[A_FLATS], like), a[A_NFLATS]), meta,
-               carray(pointer(a[A_METAS], a), LD * nparts * QS), carray(pointer(a[A_WS], like), a[A_NWS]), flags)
-    return 0
+def _team_loop(start_p, like):
+    """A helper thread's life: wait for a job, rebuild its arrays from its argument row, run its
+    part, say done; until the team stops. like: np.float32 or np.float64, the model's dtype."""
+    start = carray(start_p, 2)
+    team = carray(pointer(start[0], start), TEAM_SIZE)
+    part = start[1]
+    seen = 0
+    while True:
+        job = next_job(team, seen)
+        if job < 0:
+            return 0
+        seen = job
+        a = carray(pointer(team[ARGS], team), (part + 1, NARGS))[part]
+        T, B = a[A_T], a[A_B]
+        LD = carray(pointer(a[A_META], a), META)[M_L] * carray(pointer(a[A_META], a), META)[M_D]
+        meta = carray(pointer(a[A_META], a), META + LD * SPEC)
+        nparts = a[A_NPARTS]
+        H, D = meta[M_H], meta[M_D]
+        split_part(part, nparts,
+                   carray(pointer(a[A_Y], like), (T, B, D * H)), carray(pointer(a[A_HN], like), (LD, B, H)),
+                   carray(pointer(a[A_CN], like), (LD, B, H)), carray(pointer(a[A_X], like), (T, B, meta[M_I])),
+                   carray(pointer(a[A_H0], like), (LD, B, H)), carray(pointer(a[A_C0], like), (LD, B, H)),
+                   carray(pointer(a[A_LEN], a), B), carray(pointer(a[A_FLAT], like), a[A_NFLAT]),
+                   carray(pointer(a[A_FLATS], like), a[A_NFLATS]), meta,
+                   carray(pointer(a[A_METAS], a), LD * nparts * QS), carray(pointer(a[A_WS], like), a[A_NWS]),
+                   team)
+        job_done(team, part, job)
 
 
-def _helper_float32(args_p):
-    return _helper(args_p, np.float32)
+def _team_loop_float32(start_p):
+    return _team_loop(start_p, np.float32)
 
 
-def _helper_float64(args_p):
-    return _helper(args_p, np.float64)
+def _team_loop_float64(start_p):
+    return _team_loop(start_p, np.float64)
 
 
-_HELPERS = {"float32": _helper_float32, "float64": _helper_float64}
+_LOOPS = {"float32": _team_loop_float32, "float64": _team_loop_float64}
 _compiled = {}
 
 
-def helper_address(dtype):
-    """The address of the @cfunc helper body for float32 or float64 models (compiled, or loaded
+def team_loop(dtype):
+    """The address of the @cfunc helper loop for float32 or float64 models (compiled, or loaded
     from Numba's cache, on first request: a program that never splits a call never pays for it)."""
     key = np.dtype(dtype).name
     if key not in _compiled:
-        _compiled[key] = cfunc(types.int64(types.CPointer(types.int64)), cache=True)(_HELPERS[key])
+        _compiled[key] = cfunc(types.int64(types.CPointer(types.int64)), cache=True)(_LOOPS[key])
     return _compiled[key].address

@@ -12,6 +12,9 @@ another eval(). Not for training, not for "cuda" (those blocks take the training
 in eval mode too), and not safe for two threads on one block at once (the workspace is the
 block's).
 """
+import os
+import weakref
+
 import numpy as np
 
 from numrnn.engine import infer, infer_split, threads
@@ -110,20 +113,51 @@ def can_split(rnn, B):
     return rnn.out_size == rnn.hidden_size and B <= SMALL_ROWS and rnn.hidden_size >= rnn.inference_threads
 
 
+class Team:
+    """Helper threads for split calls (engine/threads.py): nparts - 1 POSIX threads started once
+    and kept until the block changes its thread count, is collected, or the program ends (they
+    sleep when idle). `ok` is False when the system refused a thread (calls then run on one)."""
+
+    def __init__(self, nparts, dtype):
+        self.nparts, self.dtype, self.pid = nparts, np.dtype(dtype), os.getpid()
+        self.team = threads.new_team()
+        self.args = np.zeros((nparts, infer_split.NARGS), np.int64)
+        started = threads.start_team(self.team, nparts, infer_split.team_loop(dtype))
+        self._stop = weakref.finalize(self, threads.stop_team, self.team, started)
+        self.ok = started == nparts - 1
+        if not self.ok:
+            self.stop()
+
+    def stop(self):
+        self._stop()
+
+
+def _team(rnn, nparts):
+    """The block's team for nparts threads (a new one after a fork: threads do not survive it)."""
+    team = rnn.__dict__.get("_infer_team")
+    if team is None or team.nparts != nparts or team.dtype != rnn.dtype or team.pid != os.getpid():
+        if team is not None and team.pid == os.getpid():
+            team.stop()
+        team = rnn._infer_team = Team(nparts, rnn.dtype)
+    return team
+
+
 def _split_forward(rnn, meta, y, x, h0, c, lengths):
-    """layer_forward's call on rnn.inference_threads threads; False when the system would not
-    start a thread (nothing was computed then)."""
+    """layer_forward's call on rnn.inference_threads threads; False when the helper threads could
+    not be started (nothing was computed then)."""
     nparts = rnn.inference_threads
+    team = _team(rnn, nparts)
+    if not team.ok:
+        return False
     flat_s, meta_s = split(rnn, meta, nparts)
     T, B, _ = x.shape
-    kept = rnn.__dict__.get("_infer_split_ws")
     n = infer_split.split_workspace_size(meta, T, B, nparts)
-    if kept is None or kept[0].size < n or kept[0].dtype != rnn.dtype or kept[2].shape[0] != nparts:
-        kept = rnn._infer_split_ws = (_aligned(n, rnn.dtype), threads.new_flags(),
-                                      np.empty((nparts, infer_split.NARGS), np.int64), np.empty(nparts, np.uint64))
-    ws, flags, args, tids = kept
-    return infer_split.split_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, flat_s, meta, meta_s, ws[:n],
-                                     flags, args, tids, infer_split.helper_address(rnn.dtype), nparts)
+    ws = rnn.__dict__.get("_infer_split_ws")
+    if ws is None or ws.size < n or ws.dtype != rnn.dtype:
+        ws = rnn._infer_split_ws = _aligned(n, rnn.dtype)
+    infer_split.split_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, flat_s, meta, meta_s, ws[:n], team.team,
+                              team.args, nparts)
+    return True
 
 
 def _aligned(n, dtype):
