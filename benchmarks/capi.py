@@ -11,7 +11,9 @@ Every contender runs in its own process and is asked in turn for blocks of calls
 between blocks (benchmarks/interleave.py), so the machine's drifting load is shared and no
 library's spinning thread pool slows another's calls. B=1, float32, inputs I = 64 (T=100 rows) or
 I = H (the streaming steps, which carry the state from call to call). numrnn runs with BLAS on one
-thread (as the C interface sets it, and the CLI), ONNX Runtime with 2 intra-op threads.
+thread (as the C interface sets it, and the CLI); its C host and Python calls are split over 2
+threads (numrnn_state_set_threads, eval(threads=2)) and also timed on one (C 1 thread, and the
+bare compiled call), ONNX Runtime runs with 2 intra-op threads.
 """
 import os
 import statistics
@@ -52,7 +54,7 @@ def contender(who, path, T):
     onnxruntime: the same weights as an ONNX graph (tests/onnx_lstm.py for LSTM)."""
     import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls: loaded, so that the limit reaches it)
     threadpool_limits(limits=1, user_api="blas")    # what the C interface runs with
-    block = numrnn.load(path).eval()
+    block = numrnn.load(path).eval(threads=2 if who == "python" else 1)
     x = np.random.default_rng(0).standard_normal((T, 1, block.input_size)).astype(np.float32)
     if who == "python":
         state = [None]
@@ -124,17 +126,20 @@ def main():
     bench = os.path.join(build, "numrnn-bench")
     print("B=1, float32, microseconds per call (medians of interleaved blocks, each contender in its "
           "own process)")
-    print(f"{'workload':26s} {'C host':>10s} {'Python':>10s} {'compiled':>10s} "
+    print("C host, Python: 2 threads a call (numrnn_state_set_threads, eval(threads=2)), as ONNX Runtime "
+          "has; C 1 thread and compiled: the caller's thread alone")
+    print(f"{'workload':26s} {'C host':>10s} {'Python':>10s} {'C 1 thr':>10s} {'compiled':>10s} "
           f"{'onnxrt':>10s} {'C/ORT':>6s} {'Py/ORT':>6s} {'goal':>5s}")
     with tempfile.TemporaryDirectory() as folder:
         for name, cell, T, I, H, L, goal in ROWS:
             path = model_path(folder, cell, I, H, L)
             numrnn.save(getattr(numrnn, cell)(I, H, num_layers=L, seed=0), path)
-            workers = {"C": [bench, path, "serve", str(T), "1" if T == 1 else "0"]}
+            workers = {"C": [bench, path, "serve", str(T), "1", "2"],
+                       "C1": [bench, path, "serve", str(T), "1" if T == 1 else "0"]}
             for who in ("python", "compiled", "onnxruntime"):
                 workers[who] = python_worker("capi", "contender", who, path, T)
             t = interleaved(workers, pause_s=0.2)
-            print(f"{name:26s} {us(t['C'])} {us(t['python'])} {us(t['compiled'])} "
+            print(f"{name:26s} {us(t['C'])} {us(t['python'])} {us(t['C1'])} {us(t['compiled'])} "
                   f"{us(t['onnxruntime'])} {t['C'] / t['onnxruntime']:6.2f} {t['python'] / t['onnxruntime']:6.2f} "
                   f"{'' if goal is None else goal:>5}", flush=True)
 

@@ -2,9 +2,11 @@
  * same work in Python and in ONNX Runtime).
  *   numrnn-bench MODEL CALLS              best of 5 runs of CALLS T=1, B=1 calls through a state,
  *                                         in microseconds per call (a streaming host's step)
- *   numrnn-bench MODEL serve T STATE      a worker of benchmarks/interleave.py: "ready", then each
+ *   numrnn-bench MODEL serve T STATE [THREADS]
+ *                                         a worker of benchmarks/interleave.py: "ready", then each
  *                                         line N runs N calls of T steps, B=1 (STATE 1: through one
- *                                         state, 0: state NULL) and prints the seconds they took
+ *                                         state, on THREADS threads (numrnn_state_set_threads, default
+ *                                         1), 0: state NULL) and prints the seconds they took
  *   numrnn-bench MODEL threads K SECONDS  K threads, one state each, T=1 B=1 calls for SECONDS:
  *                                         prints the calls per second of all threads together, the
  *                                         CPU seconds the threads got per second, and the calls
@@ -81,12 +83,12 @@ static int best_of_5(long calls)
     return 0;
 }
 
-static int serve(int64_t T, int with_state)
+static int serve(int64_t T, int with_state, int threads)
 {
     numrnn_state *s = NULL;
     float *x = input(T), *y = malloc(T * O * sizeof(float));
     char line[64];
-    if (with_state && numrnn_state_new(model, 1, &s)) {
+    if (with_state && (numrnn_state_new(model, 1, &s) || numrnn_state_set_threads(s, threads))) {
         fprintf(stderr, "numrnn-bench: %s\n", numrnn_last_error());
         return 1;
     }
@@ -162,16 +164,16 @@ static int threads(int k, double seconds)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || (strcmp(argv[2], "serve") == 0 && argc != 5) ||
+    if (argc < 3 || (strcmp(argv[2], "serve") == 0 && argc != 5 && argc != 6) ||
         (strcmp(argv[2], "threads") == 0 && (argc != 5 || atoi(argv[3]) < 1 || atoi(argv[3]) > 64))) {
-        fprintf(stderr, "usage: numrnn-bench MODEL CALLS | MODEL serve T STATE | MODEL threads K SECONDS\n");
+        fprintf(stderr, "usage: numrnn-bench MODEL CALLS | MODEL serve T STATE [THREADS] | MODEL threads K SECONDS\n");
         return 2;
     }
     if (numrnn_model_open(argv[1], "cpu", &model) || numrnn_model_sizes(model, &I, &O, NULL)) {
         fprintf(stderr, "numrnn-bench: %s\n", numrnn_last_error());
         return 1;
     }
-    int rc = strcmp(argv[2], "serve") == 0     ? serve(atol(argv[3]), atoi(argv[4]))
+    int rc = strcmp(argv[2], "serve") == 0     ? serve(atol(argv[3]), atoi(argv[4]), argc == 6 ? atoi(argv[5]) : 1)
              : strcmp(argv[2], "threads") == 0 ? threads(atoi(argv[3]), atof(argv[4]))
                                                : best_of_5(atol(argv[2]));
     numrnn_model_close(model);

@@ -4,7 +4,7 @@ Each row times numrnn, PyTorch (and ONNX Runtime for inference rows) on the same
 2 threads each, interleaved round by round (the machine's load drifts, so the contenders share
 it), and prints medians, the ratio numrnn / peer and the goal from the CPU-speed issue.
 The rows with an ONNX Runtime goal (B=1 inference, numrnn in eval mode: the compiled inference
-path) run each contender in its own process (benchmarks/interleave.py): in one process the
+path, split over 2 threads with eval(threads=2) like its peers' 2) run each contender in its own process (benchmarks/interleave.py): in one process the
 libraries' spinning thread pools slow each other's millisecond calls several-fold.
 Training = forward + backward with random upstream gradients (PyTorch: autograd backward).
 
@@ -91,7 +91,7 @@ def contenders(row):
             out.backward(tdout)
         runs["numrnn"], runs["torch"] = numrnn_train, torch_train
     else:
-        nm.eval()
+        nm.eval(threads=2)      # 2 threads, as its peers have (only calls of B <= 8 split)
 
         def torch_infer():
             with torch.no_grad():

@@ -39,6 +39,7 @@ extern "Python" int numrnn_py_model_close(void *);
 extern "Python" int numrnn_py_model_sizes(void *, int64_t *, int64_t *, int64_t *);
 extern "Python" int numrnn_py_state_new(void *, int64_t, void **);
 extern "Python" int numrnn_py_state_free(void *);
+extern "Python" int numrnn_py_state_set_threads(void *, int, const int64_t **);
 extern "Python" int numrnn_py_forward(void *, void *, const float *, int64_t, int64_t, float *, int64_t);
 extern "Python" int numrnn_py_forward_tokens(void *, void *, const int32_t *, int64_t, int64_t,
                                              float *, int64_t);

@@ -50,6 +50,13 @@ typedef int64_t (*tokens_fn)(const int64_t *meta, const float *weights, float *h
                              float *work, const int64_t *lengths, const int32_t *tokens,
                              int64_t seq_len, int64_t batch, float *y);
 typedef int64_t (*size_fn)(const int64_t *meta, int64_t seq_len, int64_t batch);
+/* A state's split description (engine/infer_c.py's SP_* fields): the entry point of a call split
+ * over threads and its workspace size, then what only the compiled code reads. */
+typedef int64_t (*split_fn)(const int64_t *meta, const float *weights, float *h, float *c, float *work,
+                            const int64_t *lengths, const float *x, int64_t seq_len, int64_t batch, float *y,
+                            const int64_t *split);
+typedef int64_t (*split_size_fn)(const int64_t *meta, int64_t seq_len, int64_t batch, int64_t nparts);
+enum { SP_FORWARD, SP_SIZE, SP_NPARTS = 7 };
 #define COMPILED_DONE 1   /* what the compiled entry points return; 0 means a Python exception */
 
 /* The handles the host holds. A model lives while its handle or any of its states does (refs);
@@ -71,6 +78,7 @@ struct numrnn_state {
     int64_t work_len;
     int64_t *lengths;           /* [B], set to seq_len before each call */
     int64_t lengths_of;         /* the seq_len they hold */
+    const int64_t *split;       /* NULL: calls run on the caller's thread; else numrnn_state_set_threads's */
 };
 
 /* Implemented in python/numrnn/capi.py (cffi defines them after this file). model and state are
@@ -78,6 +86,7 @@ struct numrnn_state {
 static int numrnn_py_model_open(const char *path, const char *device, void **model,
                                 numrnn_model_info *info);
 static int numrnn_py_model_compiled(void *model, numrnn_model_info *info);
+static int numrnn_py_state_set_threads(void *state, int threads, const int64_t **split);
 static int numrnn_py_model_close(void *model);
 static int numrnn_py_model_sizes(void *model, int64_t *input_size, int64_t *output_size,
                                  int64_t *vocab_size);
@@ -337,6 +346,19 @@ NUMRNN_API void numrnn_state_free(numrnn_state *state)
     }
 }
 
+NUMRNN_API int numrnn_state_set_threads(numrnn_state *state, int threads)
+{
+    const int64_t *split = NULL;
+    int code;
+    if (!state)
+        return fail(NUMRNN_E_ARG, "numrnn_state_set_threads: state is NULL");
+    NUMRNN_START("numrnn_state_set_threads");
+    code = numrnn_py_state_set_threads(state->py, threads, &split);
+    if (code == NUMRNN_OK)
+        state->split = split;
+    return code;
+}
+
 /* The checks numrnn_forward and numrnn_forward_tokens share; 0 when all pass. */
 static int check_run(const char *fn, const void *model, const void *in, const char *in_name,
                      int64_t seq_len, int64_t batch, const float *y, int64_t y_len)
@@ -414,13 +436,16 @@ static int run_compiled(const char *fn, numrnn_model *model, numrnn_state *state
                         const int32_t *tokens, int64_t seq_len, int64_t batch, float *y, int64_t y_len)
 {
     const numrnn_model_info *info = &model->info;
+    const int64_t *split;
     int64_t n, done;
     int64_t *lengths;
     float *h, *c, *work;
     int code = check_model_run(fn, model, state, tokens, seq_len, batch, y_len);
     if (code)
         return code;
-    n = ((size_fn)info->workspace_size)(info->meta, seq_len, batch);
+    split = state && state->split && !tokens ? state->split : NULL;
+    n = split ? ((split_size_fn)split[SP_SIZE])(info->meta, seq_len, batch, split[SP_NPARTS])
+              : ((size_fn)info->workspace_size)(info->meta, seq_len, batch);
     if (state) {
         if (state->work_len < n) {
             work = zalloc((size_t)n * sizeof(float));
@@ -455,10 +480,14 @@ static int run_compiled(const char *fn, numrnn_model *model, numrnn_state *state
         for (int64_t b = 0; b < batch; b++)
             lengths[b] = seq_len;
     }
-    done = tokens ? ((tokens_fn)info->forward_tokens)(info->meta, info->weights, h, c, work, lengths,
-                                                      tokens, seq_len, batch, y)
-                  : ((features_fn)info->forward)(info->meta, info->weights, h, c, work, lengths, x,
-                                                 seq_len, batch, y);
+    if (split)
+        done = ((split_fn)split[SP_FORWARD])(info->meta, info->weights, h, c, work, lengths, x, seq_len, batch, y,
+                                             split);
+    else if (tokens)
+        done = ((tokens_fn)info->forward_tokens)(info->meta, info->weights, h, c, work, lengths, tokens, seq_len,
+                                                 batch, y);
+    else
+        done = ((features_fn)info->forward)(info->meta, info->weights, h, c, work, lengths, x, seq_len, batch, y);
     if (!state) {
         free(h);
         free(c);

@@ -111,6 +111,16 @@ NUMRNN_API int numrnn_state_new(numrnn_model *model, int64_t batch, numrnn_state
 /* Release a state. NULL is a no-op. */
 NUMRNN_API void numrnn_state_free(numrnn_state *state);
 
+/* Run each numrnn_forward call on this state on `threads` threads: the caller's and threads - 1
+ * helper threads the state keeps (they sleep when idle and end with numrnn_state_free), which
+ * split the hidden units between them. For float32 RNN, LSTM and GRU layers on "cpu" with a
+ * batch of at most 8 and no proj_size; anything else is NUMRNN_E_ARG with the reason. Worth it
+ * with a free core per thread and a hidden size of about 128 or more (the README's "C
+ * interface" section has the figures); with fewer cores than threads the threads wait on each
+ * other. Results equal one thread's to rounding (to the bit when seq_len * batch <= 8).
+ *   threads  1 (the default: the caller's thread alone) to 8 */
+NUMRNN_API int numrnn_state_set_threads(numrnn_state *state, int threads);
+
 /* Run a layer model over features.
  *   model    a layer model (vocab_size 0)
  *   state    NULL: start from zeros and keep nothing; else a state of this model and batch,

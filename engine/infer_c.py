@@ -11,6 +11,8 @@ from numba import carray, cfunc, njit, types
 
 from .infer import (CELL_LSTM, M_CELL, M_D, M_EMB, M_H, M_HEAD_B, M_HEAD_W, M_HEAD_WT, M_I, M_L, M_NPARAMS, M_P,
                     M_TRANS, M_V, META, SPEC, lm_forward, stack_forward, workspace_size)
+from .infer_split import NARGS, QS, split_forward, split_workspace_size
+from .threads import TEAM_SIZE, pointer
 from .views import view
 
 # what a cfunc returns on success: anything else (0 is what Numba returns when a cfunc raises) is a failure
@@ -77,13 +79,55 @@ def c_forward_tokens(meta_p, weights_p, h_p, c_p, work_p, lengths_p, tokens_p, T
     return DONE
 
 
+# A state's split description (python/numrnn/capi.py's state_threads, kept by the state): the
+# two entry points below, then the addresses of the team (engine/threads.py), the helpers'
+# argument rows [nparts, NARGS], the split weights flat_s and meta_s (engine/infer_split.py),
+# flat_s's size, and nparts.
+(SP_FORWARD, SP_SIZE, SP_TEAM, SP_ARGS, SP_FLATS, SP_METAS, SP_NFLATS, SP_NPARTS) = range(8)
+SPLIT_FIELDS = 8
+
+
+def c_forward_split(meta_p, weights_p, h_p, c_p, work_p, lengths_p, x_p, T, B, y_p, split_p):
+    """c_forward on the state's team of threads (a layer, B <= 8, no proj_size: the C half checked);
+    work [c_split_workspace_size]."""
+    LD = carray(meta_p, META)[M_L] * carray(meta_p, META)[M_D]
+    meta = carray(meta_p, META + LD * SPEC)
+    sp = carray(split_p, SPLIT_FIELDS)
+    nparts = sp[SP_NPARTS]
+    H, D = meta[M_H], meta[M_D]
+    n = split_workspace_size(meta, T, B, nparts)
+    work = carray(work_p, n + LD * B * H)
+    h = carray(h_p, (LD, B, H))
+    if meta[M_CELL] == CELL_LSTM:
+        c = carray(c_p, (LD, B, H))
+    else:
+        c = view(work, n, (LD, B, H))
+        c[:] = 0
+    weights = carray(weights_p, meta[M_NPARAMS])
+    split_forward(carray(y_p, (T, B, D * H)), h, c, carray(x_p, (T, B, meta[M_I])), h, c, carray(lengths_p, B),
+                  weights, carray(pointer(sp[SP_FLATS], weights), sp[SP_NFLATS]), meta,
+                  carray(pointer(sp[SP_METAS], sp), LD * nparts * QS), work[:n],
+                  carray(pointer(sp[SP_TEAM], sp), TEAM_SIZE), carray(pointer(sp[SP_ARGS], sp), (nparts, NARGS)),
+                  nparts)
+    return DONE
+
+
+def c_split_workspace_size(meta_p, T, B, nparts):
+    LD = carray(meta_p, META)[M_L] * carray(meta_p, META)[M_D]
+    meta = carray(meta_p, META + LD * SPEC)
+    return split_workspace_size(meta, T, B, nparts) + LD * B * meta[M_H]
+
+
 def c_workspace_size(meta_p, T, B):
     LD = carray(meta_p, META)[M_L] * carray(meta_p, META)[M_D]
     return workspace_size(carray(meta_p, META + LD * SPEC), T, B)
 
 
 SIGNATURES = {c_forward: FEATURES, c_forward_tokens: TOKENS,
-              c_workspace_size: types.int64(I64P, types.int64, types.int64)}
+              c_workspace_size: types.int64(I64P, types.int64, types.int64),
+              c_forward_split: types.int64(I64P, F32P, F32P, F32P, F32P, I64P, F32P, types.int64, types.int64, F32P,
+                                           I64P),
+              c_split_workspace_size: types.int64(I64P, types.int64, types.int64, types.int64)}
 _compiled = {}
 
 

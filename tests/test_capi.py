@@ -198,3 +198,77 @@ def test_example_host_refuses_a_value_that_is_not_a_number(build, flag, value, m
     done = subprocess.run(["env", "-i", os.path.join(build, "numrnn-run"), "no-such-model.safetensors", flag, value],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and message in done.stderr and not done.stdout, done.stderr
+
+
+THREADS = r"""
+import os, sys
+import cffi
+import numpy as np
+import numrnn
+build, folder = sys.argv[1], sys.argv[2]
+ffi = cffi.FFI()
+ffi.cdef('''typedef struct numrnn_model numrnn_model; typedef struct numrnn_state numrnn_state;
+            int numrnn_model_open(const char *path, const char *device, numrnn_model **model);
+            int numrnn_state_new(numrnn_model *model, int64_t batch, numrnn_state **state);
+            void numrnn_state_free(numrnn_state *state);
+            int numrnn_state_set_threads(numrnn_state *state, int threads);
+            int numrnn_forward(numrnn_model *model, numrnn_state *state, const float *x, int64_t seq_len,
+                               int64_t batch, float *y, int64_t y_len);
+            const char *numrnn_last_error(void);
+            void numrnn_model_close(numrnn_model *model);''')
+lib = ffi.dlopen(os.path.join(build, "libnumrnn.so"))
+rng = np.random.default_rng(4)
+m = ffi.new("numrnn_model **")
+for cell in ("LSTM", "GRU", "RNN"):
+    path = os.path.join(folder, cell + ".safetensors")
+    numrnn.save(getattr(numrnn, cell)(6, 40, num_layers=2, seed=2), path)
+    assert lib.numrnn_model_open(path.encode(), b"cpu", m) == 0
+    states = []
+    for threads in (1, 2, 3):
+        s = ffi.new("numrnn_state **")
+        assert lib.numrnn_state_new(m[0], 2, s) == 0
+        assert lib.numrnn_state_set_threads(s[0], threads) == 0, ffi.string(lib.numrnn_last_error())
+        states.append(s[0])
+    worst = [0.0, 0.0]     # threads 2 and 3 against 1, streamed calls of 1, 1, 4, 20, 1 steps
+    exact = True           # to the bit until a call of seq_len * batch > 8 (then the states differ by rounding)
+    for T in (1, 1, 4, 20, 1):
+        exact = exact and T * 2 <= 8
+        x = rng.standard_normal((T, 2, 6)).astype(np.float32)
+        ys = []
+        for s in states:
+            y = np.empty((T, 2, 40), np.float32)
+            assert lib.numrnn_forward(m[0], s, ffi.cast("const float *", x.ctypes.data), T, 2,
+                                      ffi.cast("float *", y.ctypes.data), y.size) == 0
+            ys.append(y)
+        for i in (1, 2):
+            if exact:
+                assert np.array_equal(ys[i], ys[0]), (cell, T, i)
+            worst[i - 1] = max(worst[i - 1], float(np.linalg.norm(ys[i] - ys[0]) / np.linalg.norm(ys[0])))
+    tasks = len(os.listdir("/proc/self/task"))
+    for s in states:
+        lib.numrnn_state_free(s)
+    print(cell, "%.1e %.1e" % tuple(worst), tasks - len(os.listdir("/proc/self/task")))
+    lib.numrnn_model_close(m[0])
+s = ffi.new("numrnn_state **")
+numrnn.save(numrnn.LSTM(6, 40, proj_size=4, seed=2), os.path.join(folder, "proj.safetensors"))
+for name, batch, threads in (("LSTM", 9, 2), ("LSTM", 2, 0), ("LSTM", 2, 9), ("proj", 2, 2)):
+    lib.numrnn_model_open(os.path.join(folder, name + ".safetensors").encode(), b"cpu", m)
+    lib.numrnn_state_new(m[0], batch, s)
+    print(lib.numrnn_state_set_threads(s[0], threads), ffi.string(lib.numrnn_last_error()).decode())
+    lib.numrnn_state_free(s[0])
+    lib.numrnn_model_close(m[0])
+"""
+
+
+def test_a_state_on_several_threads_equals_one_thread(build, tmp_path):
+    """numrnn_state_set_threads: streamed calls on 2 and 3 threads equal one thread's (to the bit
+    while every call had seq_len * batch <= 8), numrnn_state_free ends the state's helper threads, and what the
+    split cannot run is refused with its reason (in a fresh Python, as above)."""
+    out = run([sys.executable, "-c", THREADS, build, str(tmp_path)]).splitlines()
+    for line, cell in zip(out, ("LSTM", "GRU", "RNN")):
+        name, two, three, ended = line.split()
+        assert name == cell and float(two) <= 1e-6 and float(three) <= 1e-6 and int(ended) == 3, out
+    assert out[3].startswith("1 numrnn_state_set_threads: threads > 1 need a batch of at most 8"), out
+    assert out[4] == "1 numrnn_state_set_threads: threads must be in 1..8, got 0", out
+    assert out[5] == "1 numrnn_state_set_threads: threads must be in 1..8, got 9", out
+    assert out[6].startswith("1 numrnn_state_set_threads: threads > 1 need") and "proj_size 4" in out[6], out

@@ -21,6 +21,8 @@ import numrnn
 from numrnn.blas import blas_pools
 from numrnn.module import DEVICES
 from numrnn import inference
+from numrnn.engine.matvec import SMALL_ROWS
+from numrnn.engine.threads import MAX_PARTS
 from numrnn.cells import Cell
 from numrnn.recurrent import GRU, LSTM, RNN, Recurrent
 from numrnn.serialize import WeightsFileError, load
@@ -118,10 +120,47 @@ def compiled_path(model):
 
 class State:
     """The state carried between calls: None (zeros) until the first call, then whatever the
-    block returned as its final state."""
+    block returned as its final state. team and split: its threads, when it has more than one."""
 
     def __init__(self, model, batch):
         self.model, self.batch, self.value = model, batch, None
+        self.team = self.split = None
+
+
+def state_split(state, threads):
+    """Give the state `threads` threads for its compiled calls (numrnn_state_set_threads):
+    starts its team of helper threads and returns the SP_* description the C half passes to
+    engine/infer_c.c_forward_split (kept by the state), or None for one thread."""
+    if isinstance(threads, bool) or not 1 <= threads <= MAX_PARTS:
+        raise ArgError(f"threads must be in 1..{MAX_PARTS}, got {threads}")
+    if state.team is not None:
+        state.team.stop()
+        state.team = state.split = None
+    if threads == 1:
+        return None
+    model = state.model
+    if model.tokens or model.block.device != "cpu" or model.block.dtype != np.float32:
+        raise ArgError("threads > 1 are for float32 RNN, LSTM and GRU layers on \"cpu\" (the compiled path); "
+                       "this model " + ("takes token ids" if model.tokens else "runs through Python"))
+    if not inference.can_split(model.block, state.batch, threads):
+        raise ArgError(f"threads > 1 need a batch of at most {SMALL_ROWS}, no proj_size and a hidden size "
+                       f">= threads; this state has batch {state.batch}, proj_size {model.block.proj_size}, "
+                       f"hidden size {model.block.hidden_size}")
+    from numrnn.engine import infer_c
+    block = model.block
+    meta = inference.describe(block)
+    flat_s, meta_s = inference.split(block, meta, threads)
+    team = inference.Team(threads, np.float32)
+    if not team.ok:
+        raise RuntimeError(f"the system would not start {threads - 1} more threads")
+    split = np.zeros(infer_c.SPLIT_FIELDS, np.int64)
+    split[infer_c.SP_FORWARD] = infer_c.entry(infer_c.c_forward_split).address
+    split[infer_c.SP_SIZE] = infer_c.entry(infer_c.c_split_workspace_size).address
+    split[infer_c.SP_TEAM], split[infer_c.SP_ARGS] = team.team.ctypes.data, team.args.ctypes.data
+    split[infer_c.SP_FLATS], split[infer_c.SP_METAS] = flat_s.ctypes.data, meta_s.ctypes.data
+    split[infer_c.SP_NFLATS], split[infer_c.SP_NPARTS] = flat_s.size, threads
+    state.team, state.split, state.kept = team, split, (flat_s, meta_s)
+    return split
 
 
 def open_model(path, device):
@@ -261,7 +300,19 @@ def bind(ffi, lib):
 
     @extern
     def state_free(handle):
+        state = ffi.from_handle(handle)
+        if state.team is not None:      # its threads end now, not when the collector finds the state
+            state.team.stop()
         return release(handle)
+
+    @extern
+    def state_set_threads(handle, threads, out):
+        """numrnn_state_set_threads: out[0] = the state's split description (engine/infer_c.py's
+        SP_* fields), or NULL for one thread."""
+        state = ffi.from_handle(handle)
+        split = state_split(state, threads)
+        out[0] = ffi.NULL if split is None else ffi.cast("const int64_t *", split.ctypes.data)
+        return lib.NUMRNN_OK
 
     def forward_into(handle, state, inputs, dtype, seq_len, batch, y, y_len):
         """inputs: x (float32, [T, B, I]) or tokens (int32, [T, B])."""

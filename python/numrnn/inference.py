@@ -108,9 +108,9 @@ def split(block, meta, nparts):
     return flat_s, meta_s
 
 
-def can_split(rnn, B):
-    """Whether a call of B sequences can run split over threads (engine/infer_split.py)."""
-    return rnn.out_size == rnn.hidden_size and B <= SMALL_ROWS and rnn.hidden_size >= rnn.inference_threads
+def can_split(rnn, B, nparts):
+    """Whether a call of B sequences can run split over nparts threads (engine/infer_split.py)."""
+    return rnn.out_size == rnn.hidden_size and B <= SMALL_ROWS and rnn.hidden_size >= nparts
 
 
 class Team:
@@ -205,7 +205,7 @@ def layer_forward(rnn, x, h0, c0, lengths):
     _, stack_ws, c_stub = _workspace(rnn, meta, T, B, rnn.dtype, c0 is None)
     c = c_stub if c0 is None else c0
     y = np.empty((T, B, rnn.num_directions * rnn.out_size), rnn.dtype)
-    if not (rnn.inference_threads > 1 and can_split(rnn, B) and _split_forward(rnn, meta, y, x, h0, c, lengths)):
+    if not (rnn.inference_threads > 1 and can_split(rnn, B, rnn.inference_threads) and _split_forward(rnn, meta, y, x, h0, c, lengths)):
         infer.stack_forward(y, h0, c, x, h0, c, lengths, rnn.flat_params, transposed(rnn, meta), meta, stack_ws)
     rnn._cache = None
     return y, h0, c0
