@@ -55,6 +55,12 @@ def workspace_size(meta, T, B):
 
 
 @njit(cache=True)
+def spec_of(meta, idx):
+    """The fields of layer/direction idx = layer * D + direction (the S_* offsets)."""
+    return meta[META + idx * SPEC:META + (idx + 1) * SPEC]
+
+
+@njit(cache=True)
 def _take(ws, start, n):
     """ws[start:start + n] and the next start (workspace carving)."""
     return ws[start:start + n], start + n
@@ -122,7 +128,7 @@ def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_t, meta, ws):
         out = y if layer == L - 1 else bufs[layer % 2]
         for d in range(D):
             idx = layer * D + d
-            spec = meta[META + idx * SPEC:META + (idx + 1) * SPEC]
+            spec = spec_of(meta, idx)
             n_in = spec[S_IN]
             w_ih = _matrix(flat, spec[S_IH], G, n_in)
             w_hh = _matrix(flat, spec[S_HH], G, P)

@@ -24,7 +24,7 @@ from numba import carray, cfunc, njit, types
 
 from .gru import gru_row
 from .infer import (CELL_GRU, CELL_LSTM, M_ACT, M_CELL, M_COUPLED, M_D, M_G, M_H, M_I, M_L, M_NPEEP, META, S_IN,
-                    S_PEEP, SPEC, _matrix)
+                    S_PEEP, SPEC, _matrix, spec_of)
 from .lstm import lstm_row
 from .matvec import SMALL_ROWS, matmul_t_axpy
 from .rnn import rnn_row
@@ -108,8 +108,8 @@ def split_part(part, nparts, y, hn, cn, x, h0, c0, lengths, flat, flat_s, meta, 
         out = y if layer == L - 1 else bufs[layer % 2]
         for d in range(D):
             idx = layer * D + d
-            spec = meta[META + idx * SPEC:META + (idx + 1) * SPEC]
-            q = meta_s[(idx * nparts + part) * QS:(idx * nparts + part + 1) * QS]
+            q = meta_s[(idx * nparts + part) * QS:(idx * nparts + part + 1) * QS]     # this part's offsets
+            spec = spec_of(meta, idx)
             n_in = spec[S_IN]
             w_ih_t = view(flat_s, q[Q_IH], (n_in, Gp))
             w_hh_t = view(flat_s, q[Q_HH], (H, Gp))
