@@ -117,7 +117,8 @@ NUMRNN_API void numrnn_state_free(numrnn_state *state);
  * batch of at most 8 and no proj_size; anything else is NUMRNN_E_ARG with the reason. Worth it
  * with a free core per thread and a hidden size of about 128 or more (the README's "C
  * interface" section has the figures); with fewer cores than threads the threads wait on each
- * other. Results equal one thread's to rounding (to the bit when seq_len * batch <= 8).
+ * other. Results equal one thread's to rounding (to the bit when seq_len * batch <= 8). A state
+ * with helper threads is not usable in a child process after fork().
  *   threads  1 (the default: the caller's thread alone) to 8 */
 NUMRNN_API int numrnn_state_set_threads(numrnn_state *state, int threads);
 
