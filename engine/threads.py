@@ -12,7 +12,9 @@ job by spinning on its counter for about 100 us, then sleep in futex(2) until th
 the caller runs part 0 itself and spins until every helper has marked the job done.
 The barrier is one counter per part on its own cache line: part p publishes "I finished step
 k" with a release store and spins (with the pause instruction) until every counter reached k
-with acquire loads; 0.3 us per barrier between two cores here.
+with acquire loads; 0.3 us per barrier between two cores here. After about 100 us of spinning a
+waiting thread yields its core at each look, so that more threads than free cores still make
+progress (slowly: a split call wants a free core per thread).
 
 A team is an int64 array (new_team): the job counter and the exit word, each helper's done
 counter and its start row (the team's address and its part number, what pthread_create hands
@@ -35,7 +37,7 @@ START = DONE + MAX_PARTS * LINE       # START + p * LINE: [team address, p], hel
 BARRIER = START + MAX_PARTS * LINE    # BARRIER + p * LINE: part p's last finished step
 TIDS = BARRIER + MAX_PARTS * LINE     # TIDS + p: helper p's pthread id
 TEAM_SIZE = TIDS + MAX_PARTS
-SPIN = 2000       # pauses (about 100 us) a helper spins for the next job before it sleeps
+SPIN = 2000       # pauses (about 100 us) a thread spins before it sleeps (for a job) or yields (at a barrier)
 _FUTEX = {"x86_64": 202, "aarch64": 98}.get(platform.machine(), -1)    # SYS_futex, -1: sleep instead
 FUTEX_WAIT, FUTEX_WAKE = 128, 129     # the _PRIVATE forms
 
@@ -44,6 +46,7 @@ _pthread_create = ExternalFunction("pthread_create", types.int32(types.voidptr, 
 _pthread_join = ExternalFunction("pthread_join", types.int32(types.uint64, types.voidptr))
 _syscall = ExternalFunction("syscall", types.int64(types.int64, types.voidptr, types.int64, types.int64, types.voidptr))
 _usleep = ExternalFunction("usleep", types.int32(types.uint32))
+_sched_yield = ExternalFunction("sched_yield", types.int32())
 
 
 @intrinsic
@@ -128,13 +131,25 @@ def _futex_wake(team, i):
 
 
 @njit(cache=True)
+def _wait_for(team, i, k):
+    """Spin until team[i] >= k; after SPIN pauses, give the core away at each look (sched_yield),
+    so that with more threads than free cores the part being waited for gets to run."""
+    spins = 0
+    while _load_acquire(team, i) < k:
+        if spins < SPIN:
+            _pause()
+            spins += 1
+        else:
+            _sched_yield()
+
+
+@njit(cache=True)
 def barrier(team, part, nparts, k):
     """Part `part` of nparts has finished its step k (k = 1, 2, ... in each job); returns when
     every part has."""
     _store_release(team, BARRIER + part * LINE, k)
     for q in range(nparts):
-        while _load_acquire(team, BARRIER + q * LINE) < k:
-            _pause()
+        _wait_for(team, BARRIER + q * LINE, k)
 
 
 @njit(cache=True)
@@ -177,8 +192,7 @@ def post_job(team):
 def wait_done(team, nparts, job):
     """The caller, after its own part: wait until every helper has finished the job."""
     for p in range(1, nparts):
-        while _load_acquire(team, DONE + p * LINE) < job:
-            _pause()
+        _wait_for(team, DONE + p * LINE, job)
 
 
 @njit(cache=True)
