@@ -11,6 +11,9 @@ the block until train(), eval() or load_state_dict: weights edited in place in e
 another eval(). Not for training, not for "cuda" (those blocks take the training path's forward
 in eval mode too), and not safe for two threads on one block at once (the workspace is the
 block's).
+A layer in eval(threads=N) runs a call on N threads (engine/infer_split.py): its Team of helper
+threads, its per-part weight copies (split) and its workspace are kept on the block like the
+rest; the C interface's states keep their own (capi.py).
 """
 import os
 import weakref
