@@ -119,6 +119,7 @@ def threads_now():
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
 def test_helper_threads_live_as_long_as_the_block():
     numrnn.LSTM(4, 32, seed=1).eval()(np.ones((2, 1, 4), np.float32))     # whatever else starts threads, first
+    gc.collect()        # and earlier tests' layers, with their helper threads, go now rather than mid-test
     before = threads_now()
     layer = numrnn.LSTM(4, 32, seed=1).eval(threads=3)
     layer(np.ones((2, 1, 4), np.float32))
