@@ -4,6 +4,8 @@ layers and directions; the calls it does not take run on one thread; the helper 
 as long as the block; thousands of calls in a row stay equal (no race)."""
 import gc
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -130,3 +132,30 @@ def test_helper_threads_live_as_long_as_the_block():
     del layer
     gc.collect()
     assert threads_now() == before
+
+
+FORK = """
+import os, sys
+import numpy as np
+import numrnn
+layer = numrnn.GRU(8, 64, num_layers=2, seed=1).eval(threads=2)
+x = np.ones((3, 2, 8), np.float32)
+want, _ = layer(x)
+for use in (True, False):       # a child that calls the layer, and one that only exits
+    pid = os.fork()
+    if pid == 0:
+        if use:
+            got, _ = layer(x)
+            assert np.array_equal(got, want)
+        sys.exit(0)             # a normal exit: the finalizers run in the child too
+    _, status = os.waitpid(pid, 0)
+    print(use, os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_neither_hangs_nor_joins_threads_it_does_not_have():
+    """After fork only the forking thread exists in the child: it starts its own helpers when it
+    calls the layer, and its exit does not wait for the parent's."""
+    done = subprocess.run([sys.executable, "-c", FORK], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["True", "0", "False", "0"], done.stdout + done.stderr

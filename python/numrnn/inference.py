@@ -126,7 +126,7 @@ class Team:
         self.team = threads.new_team()
         self.args = np.zeros((nparts, infer_split.NARGS), np.int64)
         started = threads.start_team(self.team, nparts, infer_split.team_loop(dtype))
-        self._stop = weakref.finalize(self, threads.stop_team, self.team, started)
+        self._stop = weakref.finalize(self, _stop_team, self.team, started, self.pid)
         self.ok = started == nparts - 1
         if not self.ok:
             self.stop()
@@ -135,11 +135,18 @@ class Team:
         self._stop()
 
 
+def _stop_team(team, started, pid):
+    """Stop and join a team's helpers; nothing in a child process after fork, where they do not
+    exist (only the forking thread is copied) and joining them would wait forever."""
+    if os.getpid() == pid:
+        threads.stop_team(team, started)
+
+
 def _team(rnn, nparts):
     """The block's team for nparts threads (a new one after a fork: threads do not survive it)."""
     team = rnn.__dict__.get("_infer_team")
     if team is None or team.nparts != nparts or team.dtype != rnn.dtype or team.pid != os.getpid():
-        if team is not None and team.pid == os.getpid():
+        if team is not None:
             team.stop()
         team = rnn._infer_team = Team(nparts, rnn.dtype)
     return team
