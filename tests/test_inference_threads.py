@@ -2,8 +2,10 @@
 one-thread call: every cell and option the split takes, both dtypes, ragged lengths, several
 layers and directions; the calls it does not take run on one thread; the helper threads live
 as long as the block; thousands of calls in a row stay equal (no race)."""
+import copy
 import gc
 import os
+import pickle
 import subprocess
 import sys
 
@@ -159,3 +161,17 @@ def test_a_forked_child_neither_hangs_nor_joins_threads_it_does_not_have():
     calls the layer, and its exit does not wait for the parent's."""
     done = subprocess.run([sys.executable, "-c", FORK], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.split() == ["True", "0", "False", "0"], done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_makes_its_own_threads(how, one_thread_path_refused):
+    """A copied layer does not share (or wait forever on) the original's helper threads."""
+    layer = numrnn.LSTM(4, 32, seed=1).eval(threads=2)
+    x = np.random.default_rng(3).standard_normal((3, 2, 4)).astype(np.float32)
+    want, _ = layer(x)
+    twin = copy.deepcopy(layer) if how == "deepcopy" else pickle.loads(pickle.dumps(layer))
+    assert twin.inference_threads == 2
+    for block in (twin, layer):
+        got, _ = block(x)
+        np.testing.assert_array_equal(got, want)
+    assert twin._infer_team is not layer._infer_team

@@ -60,8 +60,10 @@ class Module:
 
     def __getstate__(self):
         # pickle and copy.deepcopy copy arrays one by one, which would cut the named views loose
-        # from the flat buffers; they are rebuilt from the copied buffers instead
-        state = dict(self.__dict__)
+        # from the flat buffers; they are rebuilt from the copied buffers instead. What eval mode
+        # derives (numrnn.inference: weight copies, workspaces, the helper threads of
+        # eval(threads=N), whose copy would have no threads behind it) is made again on first use.
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_infer_")}
         del state["params"], state["grads"]
         return state
 
