@@ -348,14 +348,16 @@ NUMRNN_API void numrnn_state_free(numrnn_state *state)
 
 NUMRNN_API int numrnn_state_set_threads(numrnn_state *state, int threads)
 {
-    const int64_t *split = NULL;
+    const int64_t *split;
     int code;
     if (!state)
         return fail(NUMRNN_E_ARG, "numrnn_state_set_threads: state is NULL");
     NUMRNN_START("numrnn_state_set_threads");
+    /* the Python half reports what the state holds after the call, also when it fails (a refused
+     * count leaves the old threads; threads that would not start leave one) */
+    split = state->split;
     code = numrnn_py_state_set_threads(state->py, threads, &split);
-    if (code == NUMRNN_OK)
-        state->split = split;
+    state->split = split;
     return code;
 }
 

@@ -244,6 +244,14 @@ for cell in ("LSTM", "GRU", "RNN"):
             if exact:
                 assert np.array_equal(ys[i], ys[0]), (cell, T, i)
             worst[i - 1] = max(worst[i - 1], float(np.linalg.norm(ys[i] - ys[0]) / np.linalg.norm(ys[0])))
+    # a refused change leaves the state on its threads, still working
+    assert lib.numrnn_state_set_threads(states[1], 0) == 1
+    x = rng.standard_normal((1, 2, 6)).astype(np.float32)
+    ys = [np.empty((1, 2, 40), np.float32) for _ in range(2)]
+    for s, y in zip(states, ys):
+        assert lib.numrnn_forward(m[0], s, ffi.cast("const float *", x.ctypes.data), 1, 2,
+                                  ffi.cast("float *", y.ctypes.data), y.size) == 0
+    worst[0] = max(worst[0], float(np.linalg.norm(ys[1] - ys[0]) / np.linalg.norm(ys[0])))
     tasks = len(os.listdir("/proc/self/task"))
     for s in states:
         lib.numrnn_state_free(s)

@@ -124,7 +124,7 @@ class State:
 
     def __init__(self, model, batch):
         self.model, self.batch, self.value = model, batch, None
-        self.team = self.split = None
+        self.team = self.split = self.kept = None
 
 
 def state_split(state, threads):
@@ -133,19 +133,20 @@ def state_split(state, threads):
     engine/infer_c.c_forward_split (kept by the state), or None for one thread."""
     if isinstance(threads, bool) or not 1 <= threads <= MAX_PARTS:
         raise ArgError(f"threads must be in 1..{MAX_PARTS}, got {threads}")
+    model = state.model
+    if threads > 1 and (model.tokens or model.block.device != "cpu" or model.block.dtype != np.float32):
+        raise ArgError("threads > 1 are for float32 RNN, LSTM and GRU layers on \"cpu\" (the compiled path); "
+                       "this model " + ("takes token ids" if model.tokens else "runs through Python"))
+    if threads > 1 and not inference.can_split(model.block, state.batch, threads):
+        raise ArgError(f"threads > 1 need a batch of at most {SMALL_ROWS}, no proj_size and a hidden size "
+                       f">= threads; this state has batch {state.batch}, proj_size {model.block.proj_size}, "
+                       f"hidden size {model.block.hidden_size}")
+    # every check has passed: only now is the state's current team let go
     if state.team is not None:
         state.team.stop()
         state.team = state.split = None
     if threads == 1:
         return None
-    model = state.model
-    if model.tokens or model.block.device != "cpu" or model.block.dtype != np.float32:
-        raise ArgError("threads > 1 are for float32 RNN, LSTM and GRU layers on \"cpu\" (the compiled path); "
-                       "this model " + ("takes token ids" if model.tokens else "runs through Python"))
-    if not inference.can_split(model.block, state.batch, threads):
-        raise ArgError(f"threads > 1 need a batch of at most {SMALL_ROWS}, no proj_size and a hidden size "
-                       f">= threads; this state has batch {state.batch}, proj_size {model.block.proj_size}, "
-                       f"hidden size {model.block.hidden_size}")
     from numrnn.engine import infer_c
     block = model.block
     meta = inference.describe(block)
@@ -308,10 +309,12 @@ def bind(ffi, lib):
     @extern
     def state_set_threads(handle, threads, out):
         """numrnn_state_set_threads: out[0] = the state's split description (engine/infer_c.py's
-        SP_* fields), or NULL for one thread."""
+        SP_* fields), or NULL for one thread, written whether or not the change succeeded."""
         state = ffi.from_handle(handle)
-        split = state_split(state, threads)
-        out[0] = ffi.NULL if split is None else ffi.cast("const int64_t *", split.ctypes.data)
+        try:
+            state_split(state, threads)
+        finally:   # what the state holds now, also after a failure (refused: unchanged; no threads: one)
+            out[0] = ffi.NULL if state.split is None else ffi.cast("const int64_t *", state.split.ctypes.data)
         return lib.NUMRNN_OK
 
     def forward_into(handle, state, inputs, dtype, seq_len, batch, y, y_len):
