@@ -11,7 +11,13 @@ batch (16, 8, 4), which separates the cost of smaller per-rank products from the
 and two independent processes on batch 16 at once, no MPI: the most 2 ranks can reach on this
 machine when both cores compute at the same time.
 
-usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi.py [--rounds 3] [--steps 40]
+Every process is pinned to a core of its own (MPI ranks by `mpiexec -bind-to core`, single
+processes by sched_setaffinity), as MPI training is usually run: unpinned, the scheduler moves
+a process between the two cores now and then, and each move refills the core's L2 cache with
+the 1 MiB recurrent weight; measured here, unpinned single processes on batch 16 took either
+about 35 or about 47 ms a step, pinned ones 33-40 ms. --no-pin runs them unpinned.
+
+usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi.py [--rounds 3] [--steps 40] [--no-pin]
 (this machine's environment sets those two variables, which force a slow OpenBLAS kernel; the
 runs below drop them too)
 """
@@ -29,9 +35,12 @@ BIN = os.path.dirname(sys.executable)
 BANDWIDTH_B_S, LATENCY_S = 10e9 / 8, 25e-6
 
 
-def worker(batch, steps, warmup):
-    """Time `steps` training steps after `warmup` ones; rank 0 prints one JSON line."""
+def worker(batch, steps, warmup, core):
+    """Time `steps` training steps after `warmup` ones; rank 0 prints one JSON line. core: the
+    core a single process pins itself to (-1: none; MPI ranks are pinned by mpiexec)."""
     import numpy as np
+    if core >= 0:
+        os.sched_setaffinity(0, {core})
     from numrnn import data, distributed, trainer
     comm = distributed.world()
     cfg = trainer.TrainConfig(batch_size=batch)
@@ -79,18 +88,22 @@ def worker(batch, steps, warmup):
         print(json.dumps(result), flush=True)
 
 
-def run(ranks, batch, steps, warmup, independent=False):
-    """One timed run: `ranks` MPI processes, or as many independent single processes at once."""
+def run(ranks, batch, steps, warmup, independent=False, pin=True):
+    """One timed run: `ranks` MPI processes, or as many independent single processes at once,
+    each on a core of its own when pin."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     env.update(NUMRNN_BLAS_THREADS="1", OPENBLAS_NUM_THREADS="1")
     command = [sys.executable, HERE, "--worker", str(batch), "--steps", str(steps), "--warmup", str(warmup)]
     if independent:
-        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(ranks)]
+        procs = [subprocess.Popen(command + ["--core", str(i if pin else -1)], stdout=subprocess.PIPE, text=True,
+                                  env=env) for i in range(ranks)]
         each = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
         return dict(each[0], ranks=ranks, step_ms=max(e["step_ms"] for e in each),
                     tokens_per_s=sum(e["tokens_per_s"] for e in each))
     if ranks > 1:
-        command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks)] + command
+        command = [os.path.join(BIN, "mpiexec"), "-n", str(ranks)] + (["-bind-to", "core"] if pin else []) + command
+    else:
+        command += ["--core", "0" if pin else "-1"]
     r = subprocess.run(command, capture_output=True, text=True, env=env)
     if r.returncode != 0:       # show the worker's own message, not only its exit code
         sys.exit(f"benchmarks/mpi.py: {' '.join(command)} failed with exit code {r.returncode}:\n{r.stderr}")
@@ -108,20 +121,22 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--no-pin", dest="pin", action="store_false", help="leave processes unpinned")
     p.add_argument("--worker", type=int, metavar="BATCH", help=argparse.SUPPRESS)
+    p.add_argument("--core", type=int, default=-1, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        return worker(args.worker, args.steps, args.warmup)
+        return worker(args.worker, args.steps, args.warmup, args.core)
 
     B = 32
     plan = [(1, B, False), (2, B, False), (1, B // 2, False), (2, B // 2, True), (1, B // 4, False),
             (1, B // 8, False)]
     results = {key: [] for key in plan}
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; {args.rounds} rounds of "
-          f"{args.steps} steps", flush=True)
+          f"{args.steps} steps; processes {'pinned to a core each' if args.pin else 'unpinned'}", flush=True)
     for r in range(args.rounds):
         for key in plan:
-            results[key].append(run(*key[:2], args.steps, args.warmup, independent=key[2]))
+            results[key].append(run(*key[:2], args.steps, args.warmup, independent=key[2], pin=args.pin))
     med = {key: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for key, rs in results.items()}
     one, two = med[(1, B, False)], med[(2, B, False)]
 

@@ -120,6 +120,7 @@ def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_t, meta, ws):
     r = view(rb, 0, (B, H))
     gh = view(ghb, 0, (B, G))
     hp = view(hpb, 0, (B, P))
+    no_left = b_sum[:0]     # the plain product order (engine/step_product.py is training's)
     ragged = False
     for bb in range(B):
         ragged = ragged or lengths[bb] < T
@@ -144,13 +145,14 @@ def stack_forward(y, hn, cn, x, h0, c0, lengths, flat, flat_t, meta, ws):
             h[:] = h0[idx]
             if cell == CELL_LSTM:
                 c[:] = c0[idx]
-                lstm_run(hs, cs, acts, inp, h, c, r, gh, hp, b_sum, w_ih, w_ih_t, w_hh, w_hh_t, w_hr, w_peep,
-                         lengths, reverse, coupled)
+                lstm_run(hs, cs, acts, inp, h, c, r, gh, hp, b_sum, w_ih, w_ih_t, w_hh, w_hh_t, no_left, w_hr,
+                         w_peep, lengths, reverse, coupled)
                 cn[idx] = cs[0 if reverse else T - 1]
             elif cell == CELL_GRU:
-                gru_run(hs, acts, hn_pre, inp, h, gh, w_ih, w_ih_t, w_hh, w_hh_t, b_ih, b_hh, lengths, reverse)
+                gru_run(hs, acts, hn_pre, inp, h, gh, w_ih, w_ih_t, w_hh, w_hh_t, no_left, b_ih, b_hh, lengths,
+                        reverse)
             else:
-                rnn_run(hs, acts, inp, h, gh, b_sum, w_ih, w_ih_t, w_hh, w_hh_t, act, lengths, reverse)
+                rnn_run(hs, acts, inp, h, gh, b_sum, w_ih, w_ih_t, w_hh, w_hh_t, no_left, act, lengths, reverse)
             hn[idx] = hs[0 if reverse else T - 1]
             if D == 1:
                 out[:] = hs

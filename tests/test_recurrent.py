@@ -144,3 +144,40 @@ def test_matches_pytorch(case, dtype):
     tol = 1e-9 if dtype == np.float64 else 2e-5
     assert_close(outs, want_outs, tol, "outputs vs PyTorch")
     assert_close(grads, want_grads, tol, "gradients vs PyTorch")
+
+
+# sizes at which the training kernels run each step's recurrent product with the weight on the
+# left (engine/step_product.py: float32, 4..32 rows, weights of at least 2^17 elements)
+LEFT_CASES = [("LSTM", 256, dict(T=3, B=4, lengths=[3, 1, 2, 3])), ("GRU", 256, dict(T=3, B=32)),
+              ("RNN", 512, dict(T=2, B=5, bidirectional=True)), ("LSTM", 256, dict(T=2, B=8, num_layers=2))]
+
+
+@pytest.mark.parametrize("cell,hidden,shape", LEFT_CASES, ids=[f"{c}-H{h}-B{s['B']}" for c, h, s in LEFT_CASES])
+def test_large_weights_take_the_left_product_order_and_match_the_reference(cell, hidden, shape):
+    from numrnn.engine import step_product
+    shape = dict(shape)
+    T, B, lengths = shape.pop("T"), shape.pop("B"), shape.pop("lengths", None)
+    G = {"LSTM": 4, "GRU": 3, "RNN": 1}[cell] * hidden
+    f32 = np.zeros(1, np.float32)
+    assert step_product.left_scratch(f32, B, hidden, G).size > 0      # forward: h @ W_hh.T
+    assert step_product.left_scratch(f32, B, G, hidden).size > 0      # backward: dg @ W_hh
+    layer = getattr(numrnn, cell)(I, hidden, dtype=np.float32, seed=B, **shape)
+    rng = np.random.default_rng(B + hidden)
+    LD = layer.num_layers * layer.num_directions
+    d = dict(x=rng.standard_normal((T, B, I)), h0=rng.standard_normal((LD, B, hidden)),
+             c0=rng.standard_normal((LD, B, hidden)) if cell == "LSTM" else None,
+             lengths=None if lengths is None else np.array(lengths),
+             dout=rng.standard_normal((T, B, layer.num_directions * hidden)), dh_n=rng.standard_normal((LD, B, hidden)),
+             dc_n=rng.standard_normal((LD, B, hidden)) if cell == "LSTM" else None)
+    outs, grads = run(layer, {k: v if v is None or v.dtype.kind != "f" else v.astype(np.float32) for k, v in d.items()})
+    p = {k: v.astype(np.float64) for k, v in layer.params.items()}
+    kw = dict(num_layers=layer.num_layers, bidirectional=layer.bidirectional, nonlinearity=layer.nonlinearity)
+    out, h_n, c_n, tape = naive.forward(cell, p, d["x"], d["h0"], d["c0"],
+                                        lengths=np.full(B, T) if lengths is None else d["lengths"], **kw)
+    dx, dh0, dc0, g = naive.backward(cell, p, tape, d["dout"], d["dh_n"], d["dc_n"], **kw)
+    want_outs, want_grads = dict(out=out, h_n=h_n), dict(x=dx, h0=dh0, **g)
+    if cell == "LSTM":
+        want_outs["c_n"], want_grads["c0"] = c_n, dc0
+    assert set(grads) == set(want_grads)
+    assert_close(outs, want_outs, TOL[np.float32], "outputs vs NumPy reference")
+    assert_close(grads, want_grads, TOL[np.float32], "gradients vs NumPy reference")
