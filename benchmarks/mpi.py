@@ -12,10 +12,10 @@ and two independent processes on batch 16 at once, no MPI: the most 2 ranks can 
 machine when both cores compute at the same time.
 
 Every process is pinned to a core of its own (MPI ranks by `mpiexec -bind-to core`, single
-processes by sched_setaffinity), as MPI training is usually run: unpinned, the scheduler moves
-a process between the two cores now and then, and each move refills the core's L2 cache with
-the 1 MiB recurrent weight; measured here, unpinned single processes on batch 16 took either
-about 35 or about 47 ms a step, pinned ones 33-40 ms. --no-pin runs them unpinned.
+processes by sched_setaffinity), as MPI training is usually run, so that the scheduler does not
+move a process and refill a core's caches with its weights. It did not make the figures steady:
+one pinned process on batch 16, started three times in a row, took 38, 36 and 51 ms a step
+(README, "Data-parallel training"). --no-pin runs them unpinned.
 
 usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi.py [--rounds 3] [--steps 40] [--no-pin]
 (this machine's environment sets those two variables, which force a slow OpenBLAS kernel; the
