@@ -7,6 +7,8 @@ The rows with an ONNX Runtime goal (B=1 inference, numrnn in eval mode: the comp
 path, split over 2 threads with eval(threads=2) like its peers' 2) run each contender in its own process (benchmarks/interleave.py): in one process the
 libraries' spinning thread pools slow each other's millisecond calls several-fold.
 Training = forward + backward with random upstream gradients (PyTorch: autograd backward).
+The rows timed in this process run numrnn's products on 2 BLAS threads (set_blas_threads(2)),
+as PyTorch runs on 2; numrnn's own default is one (numrnn/blas.py).
 
 usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/cpu.py [--quick] [--rows N,...]
 (this machine's env forces a slow OpenBLAS kernel through those two variables)
@@ -230,6 +232,7 @@ def main():
     ap.add_argument("--rows", default="", help="comma-separated row numbers to run (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    numrnn.set_blas_threads(2)      # its products on 2 threads as PyTorch's (numrnn's default is one: blas.py)
     rounds, min_time = (3, 0.05) if args.quick else (9, 0.2)
     rows = [ROWS[int(i)] for i in args.rows.split(",")] if args.rows else ROWS
     from threadpoolctl import threadpool_info
