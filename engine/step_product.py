@@ -5,11 +5,11 @@ transposed through scratch memory (private).
 
 Why: OpenBLAS runs the two orders of the same product at different speeds. Measured per product
 on this project's 2-core machine, float32, one BLAS thread, same process, alternating
-(README "Training on several processes"): [16, 256] x [256, 1024] took 187-284 us as h @ w.T and
-136-198 us as w @ h.T with both transposes included; [32, 256] x [256, 1024] 229-286 against
-206-262 us; [16, 512] x [512, 2048] 367 against 272 us. It loses at small weights (H=128 LSTM:
-even at B=16, 1.12x slower at B=32), at B >= 64 (H=256: 1.05-1.23x slower) and in float64
-(1.0-1.3x slower), so it is taken only for float32, 4..32 rows and weights of at least 2^17
+(benchmarks/step_product.py; its table is in the README, "Data-parallel training (MPI)"):
+[16, 256] x [256, 1024] took 150-284 us as h @ w.T and 120-198 us as w @ h.T with both
+transposes included; [32, 256] x [256, 1024] 212-286 against 190-262 us; [16, 512] x [512, 2048]
+675-823 against 505-597 us. It loses at small weights (H=128 LSTM: even at B=16, 1.11-1.17x
+slower at B=32), at B >= 64 (H=256: 1.04-1.23x slower) and in float64 (1.0-1.3x slower), so it is taken only for float32, 4..32 rows and weights of at least 2^17
 elements (512 KiB): where it was measured faster. The results were equal to the bit in every
 measured case of that range (OpenBLAS sums over K in the same order); the tests allow rounding.
 """

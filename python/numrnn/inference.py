@@ -27,6 +27,7 @@ from numrnn.engine.matvec import SMALL_ROWS
 CELLS = {"RNN": infer.CELL_RNN, "LSTM": infer.CELL_LSTM, "GRU": infer.CELL_GRU}
 SPEC_NAMES = ((infer.S_IH, "weight_ih"), (infer.S_HH, "weight_hh"), (infer.S_BIH, "bias_ih"),
               (infer.S_BHH, "bias_hh"), (infer.S_HR, "weight_hr"), (infer.S_PEEP, "weight_ci"))
+_spec = infer.spec_of.py_func   # a layer/direction's S_* fields (a view: describe() writes them)
 
 
 def describe(rnn, vocab_size=0, embedding_dim=0, head_offsets=(0, 0, 0)):
@@ -47,7 +48,7 @@ def describe(rnn, vocab_size=0, embedding_dim=0, head_offsets=(0, 0, 0)):
     meta[infer.M_EMB], meta[infer.M_HEAD_W], meta[infer.M_HEAD_B] = head_offsets
     n_trans = 0
     for idx, sfx in enumerate(rnn._suffixes()):
-        spec = meta[infer.META + idx * infer.SPEC:infer.META + (idx + 1) * infer.SPEC]
+        spec = _spec(meta, idx)
         for field, name in SPEC_NAMES:
             spec[field] = rnn.offsets.get(name + sfx, -1)
         spec[infer.S_IN] = meta[infer.M_I] if idx < D else D * P
@@ -68,7 +69,7 @@ def transposed(block, meta):
         flat_t = np.empty(meta[infer.M_HEAD_WT] - meta[infer.M_TRANS], block.dtype)
         G = meta[infer.M_G]
         for idx in range(meta[infer.M_L] * meta[infer.M_D]):
-            spec = meta[infer.META + idx * infer.SPEC:infer.META + (idx + 1) * infer.SPEC]
+            spec = _spec(meta, idx)
             for w, wt, cols in ((infer.S_IH, infer.S_IHT, spec[infer.S_IN]), (infer.S_HH, infer.S_HHT, meta[infer.M_P])):
                 weight = block.flat_params[spec[w]:spec[w] + G * cols].reshape(G, cols)
                 flat_t[spec[wt]:spec[wt] + G * cols].reshape(cols, G)[...] = weight.T
@@ -89,7 +90,7 @@ def split(block, meta, nparts):
     meta_s = np.full(LD * nparts * infer_split.QS, -1, np.int64)
     chunks, used = [], 0
     for idx in range(LD):
-        spec = meta[infer.META + idx * infer.SPEC:infer.META + (idx + 1) * infer.SPEC]
+        spec = _spec(meta, idx)
         n_in = spec[infer.S_IN]
         w_ih = flat[spec[infer.S_IH]:spec[infer.S_IH] + G * n_in].reshape(G, n_in)
         w_hh = flat[spec[infer.S_HH]:spec[infer.S_HH] + G * H].reshape(G, H)
