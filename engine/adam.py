@@ -7,13 +7,16 @@ reads and writes each buffer once. The arithmetic is the NumPy form's, type for 
 results are the same to the bit: the moving averages in the parameters' type (the scalars cast
 to it), the square root in that type, the denominator and the step in float64 (what NumPy does
 with Python-float scalars), rounded to the parameters' type on the subtraction.
+Compiled with error_model="numpy": Numba's default division-by-zero check (a branch per element)
+kept the loop scalar; without it the pass vectorises and took 0.63-0.67 ms against 1.57-1.91 ms
+for 325k float32 parameters, with the same bits (a division by zero gives inf, as NumPy's does).
 engine/cuda_blocks.py has the device's kernel.
 """
 import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_step(p, g, m, v, one_minus_beta1, beta2, one_minus_beta2, weight_decay, step_size, bias2_sqrt, eps):
     """p, g, m, v [n] one dtype: p -= step_size * m / (sqrt(v) / bias2_sqrt + eps) after
     m += (1 - beta1) (g' - m), v = beta2 v + (1 - beta2) g'^2, g' = g + weight_decay p;
