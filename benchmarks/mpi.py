@@ -6,9 +6,10 @@ more machines from the measured message sizes.
 
 Each run is a separate process (or mpiexec job) timing trainer.train_step, the step `numrnn train`
 runs, after warm-up steps; the runs alternate round after round so drifting load falls on all of
-them, and the table shows medians over rounds. Also timed: one process on a rank's share of the
-batch (16, 8, 4), which separates the cost of smaller per-rank products from the cost of talking;
-and two independent processes on batch 16 at once, no MPI: the most 2 ranks can reach on this
+them, and the table shows medians over rounds; the 2-process ratio is also given per round (its
+two runs follow each other within seconds), with the median and range of those ratios. Also
+timed: one process on a rank's share of the batch (16, 8, 4), which separates the cost of smaller
+per-rank products from the cost of talking; and two independent processes on batch 16 at once, no MPI: the most 2 ranks can reach on this
 machine when both cores compute at the same time.
 
 Every process is pinned to a core of its own (MPI ranks by `mpiexec -bind-to core`, single
@@ -22,6 +23,7 @@ usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/mpi.py [--
 runs below drop them too)
 """
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -66,6 +68,9 @@ def worker(batch, steps, warmup, core):
         comm.comm.Barrier()
     for i in range(warmup + steps):
         if i == warmup:
+            # the objects that loading the kernels left behind are scanned once by a full collection,
+            # about 50 ms, some 30-60 steps into a run and never again: here, not inside the timing
+            gc.collect()
             t_start = time.perf_counter()
             spent.update(allreduce=0.0, optimizer=0.0)
         x, y, _ = batches.batch(i)
@@ -151,6 +156,12 @@ def main():
         print(f"{label:<34}{m['tokens_per_s']:>10,.0f}{m['step_ms']:>9.1f}{ar}{m['optimizer_ms']:>14.2f}")
     print(f"\n2 processes vs 1: {two['tokens_per_s'] / one['tokens_per_s']:.2f}x tokens/s (2 independent processes "
           f"on batch 16 vs 1 on 32: {med[(2, B // 2, True)]['tokens_per_s'] / one['tokens_per_s']:.2f}x)")
+    # each round's own ratio: its runs follow each other within seconds, so a drift of the machine's
+    # speed over the run (README) falls on both sides of a round's ratio
+    paired = sorted(t["tokens_per_s"] / o["tokens_per_s"] for o, t in zip(results[(1, B, False)],
+                                                                            results[(2, B, False)]))
+    print(f"each round's own ratio: median {statistics.median(paired):.2f}x, from {paired[0]:.2f}x to "
+          f"{paired[-1]:.2f}x ({sum(r >= 1.6 for r in paired)} of {len(paired)} rounds at 1.6x or more)")
     print(f"allreduce per step: {two['messages']} buffers, {two['bytes']:,} bytes; "
           f"{two['allreduce_alone_ms']:.2f} ms when both ranks enter together (shared memory), "
           f"{two['allreduce_ms']:.2f} ms inside the step (with the wait for the slower rank)")

@@ -5,7 +5,8 @@ these files; where that folder is read-only (a system-wide install) the cache go
 $NUMBA_CACHE_DIR, defaulting here to ~/.cache/numrnn/numba.
 Numba checks only a kernel's own file before loading it from the cache, so an edit to a helper in
 another file (activations.py, steps.py) would leave the kernels running the old machine code;
-_stale_cache_check below makes an edit to any file in this folder recompile every kernel.
+_stale_cache_check below makes an edit to any file in this folder recompile every kernel, and so
+does a change of the constant the kernels take from the CPU (step_product.SMALL_MNK).
 """
 import glob
 import hashlib
@@ -23,15 +24,17 @@ def _writable_cache():
     numba.config.CACHE_DIR = fallback
 
 
-def _stale_cache_check(here):
-    """When the sources in `here` differ from those the cached kernels were compiled from, delete
-    the cached kernels (Numba's *.nbi index and *.nbc data files) so that they recompile.
+def _stale_cache_check(here, build=""):
+    """When the sources in `here`, or `build` (the machine-dependent constants the kernels are
+    compiled with), differ from those the cached kernels were compiled from, delete the cached
+    kernels (Numba's *.nbi index and *.nbc data files) so that they recompile.
     Numba keeps them in __pycache__ beside the sources, or under $NUMBA_CACHE_DIR in a folder it
     names <folder>_<sha1 of the folder's path>. Returns the folders it cleared."""
     digest = hashlib.sha256()
     for path in sorted(glob.glob(os.path.join(here, "*.py"))):
         with open(path, "rb") as f:
             digest.update(f.read())
+    digest.update(build.encode())
     digest = digest.hexdigest()
     folders = [os.path.join(here, "__pycache__")]
     if os.environ.get("NUMBA_CACHE_DIR"):
@@ -59,7 +62,8 @@ def _stale_cache_check(here):
 
 
 _writable_cache()
-_stale_cache_check(os.path.dirname(os.path.abspath(__file__)))
+from .step_product import SMALL_MNK  # noqa: E402  a compile-time constant that depends on the CPU
+_stale_cache_check(os.path.dirname(os.path.abspath(__file__)), f"SMALL_MNK={SMALL_MNK}")
 
 from .gru import gru_backward, gru_forward  # noqa: E402
 from .lstm import lstm_backward, lstm_forward  # noqa: E402

@@ -1,5 +1,6 @@
 """The engine's compile cache stays true to its sources (engine/__init__.py): Numba checks only a
-kernel's own file, so an edit to a helper in another engine file must clear the cached kernels."""
+kernel's own file, so an edit to a helper in another engine file must clear the cached kernels, as
+must a change of the constant the kernels take from the CPU."""
 from numrnn.engine import _stale_cache_check
 
 
@@ -30,3 +31,14 @@ def test_the_folder_under_numba_cache_dir_is_cleared_too(tmp_path, monkeypatch):
     (src / "kernel.py").write_text("x = 2\n")
     _stale_cache_check(str(src))
     assert not (user / "kernel.f-1.py311.nbi").exists()
+
+
+def test_a_change_of_the_cpu_dependent_constant_clears_the_cached_kernels(tmp_path, monkeypatch):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    (tmp_path / "kernel.py").write_text("x = 1\n")
+    cache = tmp_path / "__pycache__"
+    assert _stale_cache_check(str(tmp_path), "SMALL_MNK=1000000") == [str(cache)]
+    (cache / "kernel.f-1.py311.nbi").write_bytes(b"index")
+    assert _stale_cache_check(str(tmp_path), "SMALL_MNK=1000000") == []
+    assert _stale_cache_check(str(tmp_path), "SMALL_MNK=0") == [str(cache)]    # same sources, other CPU
+    assert not (cache / "kernel.f-1.py311.nbi").exists()

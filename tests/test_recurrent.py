@@ -3,6 +3,8 @@ against the plain NumPy reference (naive.py), against float64 finite differences
 PyTorch (skipped where torch is absent). Every output and every gradient is compared, using
 loss = sum(out * dout) + sum(h_n * dh_n) [+ sum(c_n * dc_n)] with random upstream gradients."""
 
+import os
+
 import numpy as np
 import pytest
 from finite_diff import check_grads, rel_err
@@ -161,6 +163,9 @@ def test_large_weights_take_the_left_product_order_and_match_the_reference(cell,
     f32 = np.zeros(1, np.float32)
     assert step_product.left_scratch(f32, B, hidden, G).size > 0      # forward: h @ W_hh.T
     assert step_product.left_scratch(f32, B, G, hidden).size > 0      # backward: dg @ W_hh
+    if step_product.SMALL_MNK:      # and in bands of rows, where OpenBLAS has its small-matrix kernels
+        assert step_product.left_rows(B, hidden, G, step_product.SMALL_MNK) < G
+        assert step_product.left_rows(B, G, hidden, step_product.SMALL_MNK) < hidden
     layer = getattr(numrnn, cell)(I, hidden, dtype=np.float32, seed=B, **shape)
     rng = np.random.default_rng(B + hidden)
     LD = layer.num_layers * layer.num_directions
@@ -181,3 +186,40 @@ def test_large_weights_take_the_left_product_order_and_match_the_reference(cell,
     assert set(grads) == set(want_grads)
     assert_close(outs, want_outs, TOL[np.float32], "outputs vs NumPy reference")
     assert_close(grads, want_grads, TOL[np.float32], "gradients vs NumPy reference")
+
+
+@pytest.mark.parametrize("N,K,M,rows", [(1024, 256, 16, 240), (256, 1024, 32, 24), (100, 30, 5, 12), (50, 7, 3, 49)])
+def test_the_left_product_in_bands_of_rows_equals_the_whole_product(N, K, M, rows):
+    from numrnn.engine.step_product import left_product
+    rng = np.random.default_rng()
+    w, a_t = rng.standard_normal((N, K)).astype(np.float32), rng.standard_normal((K, M)).astype(np.float32)
+    out_t = np.full((N, M), np.nan, np.float32)
+    left_product(out_t, w, a_t, rows)
+    want = w.astype(np.float64) @ a_t.astype(np.float64)
+    assert np.linalg.norm(out_t - want) / np.linalg.norm(want) < 1e-6
+
+
+def test_bands_are_taken_at_the_batch_sizes_and_weights_where_they_were_measured_faster():
+    from numrnn.engine.step_product import left_rows
+    limit = 10 ** 6
+    assert left_rows(16, 256, 1024, limit) == 240       # LSTM H=256 forward: 16 * 240 * 256 <= 10^6
+    assert left_rows(16, 1024, 256, limit) == 60        # and backward
+    assert left_rows(32, 256, 1024, limit) == 120
+    assert left_rows(24, 256, 1024, limit) == 1024      # B = 20..30: one call (slower in bands)
+    assert left_rows(32, 4096, 1024, limit) == 1024     # a band under 12 rows: one call
+    assert left_rows(16, 256, 1024, 0) == 1024          # no small-matrix kernels: one call
+
+
+def test_the_small_kernel_limit_agrees_with_the_core_openblas_reports():
+    """step_product.SMALL_MNK is read from the CPU's features; OpenBLAS says which kernels it runs."""
+    import scipy.linalg.cython_blas  # noqa: F401  the kernels' BLAS, loaded so that threadpoolctl sees it
+    from threadpoolctl import threadpool_info
+    from numrnn.engine.step_product import SMALL_MNK
+    scipy_blas = [i for i in threadpool_info() if i["user_api"] == "blas"
+                  and "scipy.libs" in i["filepath"].replace(os.sep, "/").split("/")]
+    if not scipy_blas:
+        pytest.skip("SciPy's BLAS is not the OpenBLAS of its PyPI wheel here")
+    info = scipy_blas[0]
+    small = info["internal_api"] == "openblas" and \
+        (info.get("architecture") or "").lower() in ("skylakex", "cooperlake", "sapphirerapids")
+    assert (SMALL_MNK > 0) == small, info
