@@ -19,9 +19,10 @@ In the left order the product is also cut into bands of rows of w where that is 
 enough for the small kernels took (same process, alternating, one thread) [1024, 256] at B=16 from
 107 to 71 us, at B=32 from 157 to 104 us, and [256, 1024] at B=16 from 108 to 79 us; over the
 LSTM, GRU and RNN weights of H = 256..1024, 0.26-0.95 of the whole product's time at B <= 19 and
-0.61-1.03 at B = 31, 32, but up to 1.46 at B = 20..30 (where OpenBLAS's kernel treats the last
-rows through a slower path), so bands are taken at B <= 16 and B = 32. Bands are a multiple of 12
-rows: bands of 8, 16 or 32 rows ran 1.3-2x slower than 12, 24 or 30 when w's rows are 4 KiB apart.
+0.61-1.03 at B = 31, 32, but up to 1.56 at B = 20..30 (not explained; OpenBLAS's small kernel
+runs the columns past a multiple of 16 through other paths), so bands are taken at B <= 16 and
+B = 32. Bands are a multiple of 12 rows: bands of 8, 16 or 32 rows ran 1.3-2.2x slower than 12,
+24 or 30 when w's rows are a multiple of 4 KiB apart.
 On other BLAS cores (OPENBLAS_CORETYPE=Haswell on the same machine) the bands ran 1.0-1.4x slower
 than one call, so they are only taken where OpenBLAS picks the SkylakeX-family kernels
 (SMALL_MNK). Banded results differ from one call's in rounding (the kernels sum in another order).
