@@ -50,7 +50,10 @@ def small_kernel_limit():
     core = os.environ.get("OPENBLAS_CORETYPE", "").strip().lower()
     if core:
         return 1_000_000 if core in ("skylakex", "cooperlake", "sapphirerapids") else 0
-    features = binding.get_host_cpu_features()
+    try:
+        features = binding.get_host_cpu_features()
+    except RuntimeError:        # LLVM cannot tell on this host: one call, as before the bands
+        return 0
     avx512 = all(features.get(f, False) for f in ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"))
     return 1_000_000 if avx512 else 0
 
