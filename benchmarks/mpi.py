@@ -9,8 +9,8 @@ runs, after warm-up steps; the runs alternate round after round so drifting load
 them, and the table shows medians over rounds; the 2-process ratio is also given per round (its
 two runs follow each other within seconds), with the median and range of those ratios. Also
 timed: one process on a rank's share of the batch (16, 8, 4), which separates the cost of smaller
-per-rank products from the cost of talking; and two independent processes on batch 16 at once, no MPI: the most 2 ranks can reach on this
-machine when both cores compute at the same time.
+per-rank products from the cost of talking; and two independent processes on batch 16 at once, no
+MPI: the most 2 ranks can reach on this machine when both cores compute at the same time.
 
 Every process is pinned to a core of its own (MPI ranks by `mpiexec -bind-to core`, single
 processes by sched_setaffinity), as MPI training is usually run, so that the scheduler does not

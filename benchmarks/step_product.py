@@ -15,9 +15,7 @@ import time
 import numpy as np
 from numba import njit
 
-from numrnn.engine.step_product import (SMALL_MNK, left_product, left_rows, left_scratch, step_matmul, step_matmul_t,
-                                        transpose_into)
-from numrnn.engine.views import view
+from numrnn.engine.step_product import SMALL_MNK, left_matmul_t, left_rows, left_scratch, step_matmul, step_matmul_t
 
 SIZES = [(128, 4), (256, 4), (512, 4)]          # hidden size, gates (G = gates * H)
 ROWS = [1, 4, 16, 32, 64, 128]
@@ -29,18 +27,13 @@ def products(out, a, w, w_plain, scratch, rows, reps):
     """reps times out [M, N] = a [M, K] @ w.T for w [N, K]: plain as the kernels run it (rows == 0:
     step_matmul_t on w for the forward, step_matmul on w_plain = w.T for the backward, given when
     not empty), else in the left order, `rows` rows of w per BLAS call."""
-    M, K = a.shape
-    N = w.shape[0]
     for _ in range(reps):
         if rows == 0 and w_plain.size == 0:
             step_matmul_t(out, a, w, w[:0], scratch[:0])
         elif rows == 0:
             step_matmul(out, a, w_plain, w, scratch[:0])
         else:
-            a_t, out_t = view(scratch, 0, (K, M)), view(scratch, K * M, (N, M))
-            transpose_into(a_t, a)
-            left_product(out_t, w, a_t, rows)
-            transpose_into(out, out_t)
+            left_matmul_t(out, a, w, scratch, rows)
 
 
 def main():
@@ -87,6 +80,7 @@ def main():
                 band = f"{m[d + ' bands'] / m[d + ' plain']:>8.2f}" if bands[d] < full else f"{'-':>8}"
                 row += f"{m[d + ' plain']:>11.1f}{m[d + ' left'] / m[d + ' plain']:>8.2f}{band}"
             print(row + f" {taken}", flush=True)
+
 
 if __name__ == "__main__":
     main()

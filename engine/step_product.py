@@ -9,8 +9,9 @@ on this project's 2-core machine, float32, one BLAS thread, same process, altern
 [16, 256] x [256, 1024] took 150-284 us as h @ w.T and 120-198 us as w @ h.T with both
 transposes included; [32, 256] x [256, 1024] 212-286 against 190-262 us; [16, 512] x [512, 2048]
 675-823 against 505-597 us. It loses at small weights (H=128 LSTM: even at B=16, 1.11-1.17x
-slower at B=32), at B >= 64 (H=256: 1.04-1.23x slower) and in float64 (1.0-1.3x slower), so it is taken only for float32, 4..32 rows and weights of at least 2^17
-elements (512 KiB): where it was measured faster.
+slower at B=32), at B >= 64 (H=256: 1.04-1.23x slower) and in float64 (1.0-1.3x slower), so it
+is taken only for float32, 4..32 rows and weights of at least 2^17 elements (512 KiB): where it
+was measured faster.
 
 In the left order the product is also cut into bands of rows of w where that is faster
 (left_rows): OpenBLAS's SkylakeX-family kernels (AVX-512 CPUs) run a product of M * N * K up to
@@ -39,6 +40,7 @@ from .views import view
 LEFT_MIN_ROWS, LEFT_MAX_ROWS = 4, 32
 LEFT_MIN_WEIGHTS = 1 << 17
 BAND_MULTIPLE = 12
+SMALL_KERNEL_CORES = ("skylakex", "cooperlake", "sapphirerapids")    # OpenBLAS's names, lower case
 
 
 def small_kernel_limit():
@@ -49,7 +51,7 @@ def small_kernel_limit():
     tests/test_recurrent.py checks it against what OpenBLAS reports."""
     core = os.environ.get("OPENBLAS_CORETYPE", "").strip().lower()
     if core:
-        return 1_000_000 if core in ("skylakex", "cooperlake", "sapphirerapids") else 0
+        return 1_000_000 if core in SMALL_KERNEL_CORES else 0
     try:
         features = binding.get_host_cpu_features()
     except RuntimeError:        # LLVM cannot tell on this host: one call, as before the bands
@@ -109,11 +111,20 @@ def step_matmul_t(out, a, w, w_t, left):
     N = w.shape[0]
     if left.size == 0:
         matmul_t(out, a, w, w_t)
-        return
+    else:
+        left_matmul_t(out, a, w, left, left_rows(M, K, N, SMALL_MNK))
+
+
+@njit(cache=True)
+def left_matmul_t(out, a, w, left, rows):
+    """out [M, N] = a [M, K] @ w.T as out.T = w @ a.T, through the left scratch, `rows` rows of w
+    per BLAS call."""
+    M, K = a.shape
+    N = w.shape[0]
     a_t = view(left, 0, (K, M))
     out_t = view(left, K * M, (N, M))
     transpose_into(a_t, a)
-    left_product(out_t, w, a_t, left_rows(M, K, N, SMALL_MNK))
+    left_product(out_t, w, a_t, rows)
     transpose_into(out, out_t)
 
 

@@ -214,12 +214,12 @@ def test_the_small_kernel_limit_agrees_with_the_core_openblas_reports():
     """step_product.SMALL_MNK is read from the CPU's features; OpenBLAS says which kernels it runs."""
     import scipy.linalg.cython_blas  # noqa: F401  the kernels' BLAS, loaded so that threadpoolctl sees it
     from threadpoolctl import threadpool_info
-    from numrnn.engine.step_product import SMALL_MNK
+    from numrnn.engine.step_product import SMALL_KERNEL_CORES, SMALL_MNK
     scipy_blas = [i for i in threadpool_info() if i["user_api"] == "blas"
                   and "scipy.libs" in i["filepath"].replace(os.sep, "/").split("/")]
     if not scipy_blas:
         pytest.skip("SciPy's BLAS is not the OpenBLAS of its PyPI wheel here")
     info = scipy_blas[0]
     small = info["internal_api"] == "openblas" and \
-        (info.get("architecture") or "").lower() in ("skylakex", "cooperlake", "sapphirerapids")
+        (info.get("architecture") or "").lower() in SMALL_KERNEL_CORES
     assert (SMALL_MNK > 0) == small, info
