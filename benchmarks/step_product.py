@@ -1,10 +1,11 @@
 """The training kernels' per-step recurrent product in its orders (engine/step_product.py):
 out = h @ W.T as OpenBLAS gets it (plain) against out.T = W @ h.T with both transposes (left), in
 one BLAS call and in the bands of rows the kernels use where OpenBLAS has its small-matrix kernels
-(left_rows), for the forward's [B, H] x [H, G] and the backward's [B, G] x [G, H], one BLAS
-thread, alternating block by block in one process; microseconds per product (medians) and each
-left form / plain. A * marks the sizes where the kernels take the left order, a b where they take
-it in bands ("-" in the bands columns: one call is what they take there).
+(left_rows), and against W packed in transposed bands, one BLAS call a band (packed, packed_rows),
+for the forward's [B, H] x [H, G] and the backward's [B, G] x [G, H], one BLAS thread,
+alternating block by block in one process; microseconds per product (medians) and each other
+form / plain. The last column says which order the kernels take: p packed, b left in bands, l left
+in one call, blank plain ("-": that form is not defined at this size).
 
 usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 python benchmarks/step_product.py [--rounds 11]
 (this machine's env forces a slow OpenBLAS kernel through the first two variables)
@@ -15,23 +16,29 @@ import time
 import numpy as np
 from numba import njit
 
-from numrnn.engine.step_product import SMALL_MNK, left_matmul_t, left_rows, left_scratch, step_matmul, step_matmul_t
+from numrnn.engine.step_product import (BACKWARD_PACKED_STEPS, FORWARD_PACKED_STEPS, LEFT, PACKED, SMALL_MNK,
+                                        left_matmul_t, left_rows, pack_bands, packed_matmul_t, packed_rows,
+                                        step_matmul, step_matmul_t, step_order)
 
 SIZES = [(128, 4), (256, 4), (512, 4)]          # hidden size, gates (G = gates * H)
-ROWS = [1, 4, 16, 32, 64, 128]
+ROWS = [1, 4, 8, 16, 24, 32, 64, 128]
 REPS = 32
+STEPS = 64      # the sequence length the last column's order is for (the default model's)
 
 
 @njit
-def products(out, a, w, w_plain, scratch, rows, reps):
+def products(out, a, w, w_plain, scratch, rows, packed, reps):
     """reps times out [M, N] = a [M, K] @ w.T for w [N, K]: plain as the kernels run it (rows == 0:
     step_matmul_t on w for the forward, step_matmul on w_plain = w.T for the backward, given when
-    not empty), else in the left order, `rows` rows of w per BLAS call."""
+    not empty), else in the left order, `rows` rows of w per BLAS call, or packed (w packed in
+    scratch by pack_bands)."""
     for _ in range(reps):
         if rows == 0 and w_plain.size == 0:
             step_matmul_t(out, a, w, w[:0], scratch[:0])
         elif rows == 0:
             step_matmul(out, a, w_plain, w, scratch[:0])
+        elif packed:
+            packed_matmul_t(out, a, scratch, rows)
         else:
             left_matmul_t(out, a, w, scratch, rows)
 
@@ -45,8 +52,8 @@ def main():
     rng = np.random.default_rng(0)
     print(f"{args.dtype}, {REPS} products a block, medians of {args.rounds} alternating blocks, microseconds; "
           f"bands where OpenBLAS has small-matrix kernels: {'yes' if SMALL_MNK else 'no'}")
-    print(f"{'H':>5}{'G':>6}{'B':>5}{'fwd plain':>11}{'left':>8}{'bands':>8}{'bwd plain':>11}{'left':>8}{'bands':>8}"
-          f"   (left and bands: / plain)")
+    print(f"{'H':>5}{'G':>6}{'B':>5}{'fwd plain':>11}{'left':>8}{'bands':>8}{'packed':>8}{'bwd plain':>11}{'left':>8}"
+          f"{'bands':>8}{'packed':>8}   (others: / plain)")
     for H, gates in SIZES:
         G = gates * H
         w = (rng.standard_normal((G, H)) * 0.05).astype(dtype)     # [G, H] W_hh
@@ -56,14 +63,25 @@ def main():
             dg = rng.standard_normal((B, G)).astype(dtype)          # [B, G]
             gh, dh = np.empty((B, G), dtype), np.empty((B, H), dtype)
             scratch = np.empty(H * B + G * B, dtype)
-            bands = {"fwd": left_rows(B, H, G, SMALL_MNK), "bwd": left_rows(B, G, H, SMALL_MNK)}
+            forms = {}          # (direction, form) -> (weight as [N, K], the weight as [K, N] or empty, rows, packed)
             none = w[:0, :0]
-            runs = {"fwd plain": lambda: products(gh, h, w, none, scratch, 0, REPS),
-                    "fwd left": lambda: products(gh, h, w, none, scratch, G, REPS),
-                    "fwd bands": lambda: products(gh, h, w, none, scratch, bands["fwd"], REPS),
-                    "bwd plain": lambda: products(dh, dg, w_t, w, scratch, 0, REPS),
-                    "bwd left": lambda: products(dh, dg, w_t, w, scratch, H, REPS),
-                    "bwd bands": lambda: products(dh, dg, w_t, w, scratch, bands["bwd"], REPS)}
+            for d, wd, plain, M, K, N in (("fwd", w, none, B, H, G), ("bwd", w_t, w, B, G, H)):
+                forms[d, "plain"] = (wd, plain, 0, None)
+                forms[d, "left"] = (wd, plain, N, None)
+                if left_rows(M, K, N, SMALL_MNK) < N:
+                    forms[d, "bands"] = (wd, plain, left_rows(M, K, N, SMALL_MNK), None)
+                rows = packed_rows(M, K, N, dtype.itemsize, SMALL_MNK)
+                if rows:
+                    packed = np.empty(N * K + M * N + 1, dtype)
+                    pack_bands(packed, wd, rows)
+                    forms[d, "packed"] = (wd, plain, rows, packed)
+            outs = {"fwd": (gh, h), "bwd": (dh, dg)}
+
+            def runner(d, wd, plain, rows, packed):
+                out, a = outs[d]
+                return lambda: products(out, a, wd, plain, scratch if packed is None else packed, rows,
+                                        packed is not None, REPS)
+            runs = {key: runner(key[0], *form) for key, form in forms.items()}
             times = {k: [] for k in runs}
             for f in runs.values():
                 f()
@@ -73,12 +91,14 @@ def main():
                     f()
                     times[k].append((time.perf_counter() - t0) / REPS * 1e6)
             m = {k: float(np.median(v)) for k, v in times.items()}
-            taken = "*" if left_scratch(h, B, H, G).size else " "
-            taken += "b" if taken == "*" and (bands["fwd"] < G or bands["bwd"] < H) else " "
             row = f"{H:>5}{G:>6}{B:>5}"
-            for d, full in (("fwd", G), ("bwd", H)):
-                band = f"{m[d + ' bands'] / m[d + ' plain']:>8.2f}" if bands[d] < full else f"{'-':>8}"
-                row += f"{m[d + ' plain']:>11.1f}{m[d + ' left'] / m[d + ' plain']:>8.2f}{band}"
+            taken = ""
+            for d, K, N, steps in (("fwd", H, G, FORWARD_PACKED_STEPS), ("bwd", G, H, BACKWARD_PACKED_STEPS)):
+                row += f"{m[d, 'plain']:>11.1f}"
+                for form in ("left", "bands", "packed"):
+                    row += f"{m[d, form] / m[d, 'plain']:>8.2f}" if (d, form) in m else f"{'-':>8}"
+                order = step_order(dtype.itemsize, STEPS, B, K, N, steps)
+                taken += {PACKED: "p", LEFT: "b" if (d, "bands") in m else "l"}.get(order, " ")
             print(row + f" {taken}", flush=True)
 
 

@@ -10,7 +10,7 @@ from numba import njit
 
 from .activations import sigmoid, tanh
 from .gates import GRU_N, GRU_R, GRU_Z
-from .step_product import backward_weight, left_scratch, step_matmul, step_matmul_t
+from .step_product import backward_scratch, backward_weight, forward_scratch, step_matmul, step_matmul_t
 from .steps import add_col_sums, input_grads, input_projection, recurrent_grads, time_at
 
 
@@ -23,7 +23,7 @@ def gru_forward(hs, acts, hn_pre, x, h0, w_ih, w_hh, b_ih, b_hh, lengths, revers
     B, H = h0.shape
     no_t = w_ih[0:0]
     gru_run(hs, acts, hn_pre, x, h0.copy(), np.empty((B, 3 * H), x.dtype), w_ih, no_t, w_hh, no_t,
-            left_scratch(x, B, H, 3 * H), b_ih, b_hh, lengths, reverse)
+            forward_scratch(x, B, w_hh), b_ih, b_hh, lengths, reverse)
 
 
 @njit(cache=True, error_model="numpy")
@@ -50,17 +50,17 @@ def gru_row(a, ghb, b_ih, b_hh, hprev, hout, hnp):
 
 
 @njit(cache=True, error_model="numpy")
-def gru_run(hs, acts, hn_pre, x, h, gh, w_ih, w_ih_t, w_hh, w_hh_t, left, b_ih, b_hh, lengths, reverse):
+def gru_run(hs, acts, hn_pre, x, h, gh, w_ih, w_ih_t, w_hh, w_hh_t, scratch, b_ih, b_hh, lengths, reverse):
     """gru_forward on caller-owned buffers, so that the inference path allocates nothing:
     h [B, H] the running state, h0 in (overwritten); gh [B, 3H] scratch; w_ih_t [I, 3H],
     w_hh_t [H, 3H] the transposes for the small-batch product (engine/matvec.py), or [0, 3H] to
-    use OpenBLAS; left: the scratch of engine/step_product.py, or [0] (the inference path); the
+    use OpenBLAS; scratch: that of engine/step_product.py, or [0] (the inference path); the
     rest as there."""
     T, B, _ = x.shape
     input_projection(acts, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
-        step_matmul_t(gh, h, w_hh, w_hh_t, left)
+        step_matmul_t(gh, h, w_hh, w_hh_t, scratch)
         for b in range(B):
             if t < lengths[b]:
                 gru_row(acts[t, b], gh[b], b_ih, b_hh, h[b], h[b], hn_pre[t, b])
@@ -80,8 +80,8 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
     dgh = np.zeros((B, 3 * H), x.dtype)      # gradient of W_hh h + b_hh at the current step
     dh = dhn.copy()                           # [B, H] gradient flowing into h_t
     dprev = np.empty_like(dh)                 # [B, H] its part through W_hh, one buffer for all steps
-    left = left_scratch(x, B, 3 * H, H)       # the step's product order (engine/step_product.py)
-    w_hh_t = backward_weight(w_hh, left)
+    scratch = backward_scratch(x, B, w_hh)   # the step's product order (engine/step_product.py)
+    w_hh_t = backward_weight(w_hh, scratch, B)
     for s in range(T - 1, -1, -1):
         t = time_at(s, T, reverse)
         for b in range(B):
@@ -111,7 +111,7 @@ def gru_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh,
                 dghb[GRU_N * H + j] = dgxb[GRU_N * H + j] * a[GRU_R * H + j]
             for j in range(H):
                 dhb[j] *= a[GRU_Z * H + j]
-        step_matmul(dprev, dgh, w_hh, w_hh_t, left)       # rows of finished sequences hold stale values; unused
+        step_matmul(dprev, dgh, w_hh, w_hh_t, scratch)       # rows of finished sequences hold stale values; unused
         for b in range(B):
             if t < lengths[b]:
                 dh[b] += dprev[b]

@@ -14,7 +14,7 @@ from numba import njit
 
 from .activations import sigmoid, tanh
 from .gates import CIFG_G, CIFG_I, CIFG_O, LSTM_F, LSTM_G, LSTM_I, LSTM_O, PEEP_F, PEEP_I
-from .step_product import backward_weight, left_scratch, step_matmul, step_matmul_t
+from .step_product import backward_scratch, backward_weight, forward_scratch, step_matmul, step_matmul_t
 from .steps import input_projection, time_at, weight_grads
 
 
@@ -38,7 +38,7 @@ def lstm_forward(hs, cs, acts, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, w_peep, 
     G = w_ih.shape[0]
     no_t = w_ih[0:0]
     lstm_run(hs, cs, acts, x, h0.copy(), c0.copy(), np.empty((B, H), x.dtype), np.empty((B, G), x.dtype),
-             np.empty_like(h0), b_ih + b_hh, w_ih, no_t, w_hh, no_t, left_scratch(x, B, h0.shape[1], G), w_hr,
+             np.empty_like(h0), b_ih + b_hh, w_ih, no_t, w_hh, no_t, forward_scratch(x, B, w_hh), w_hr,
              w_peep, lengths, reverse, coupled)
 
 
@@ -81,12 +81,12 @@ def lstm_row(a, ghb, bias, cb, rb, w_peep, po, peep, coupled):
 
 
 @njit(cache=True, error_model="numpy")
-def lstm_run(hs, cs, acts, x, h, c, r, gh, hp, bias, w_ih, w_ih_t, w_hh, w_hh_t, left, w_hr, w_peep, lengths,
+def lstm_run(hs, cs, acts, x, h, c, r, gh, hp, bias, w_ih, w_ih_t, w_hh, w_hh_t, scratch, w_hr, w_peep, lengths,
              reverse, coupled):
     """lstm_forward on caller-owned buffers, so that the inference path allocates nothing:
     h [B, P], c [B, H] the running state, h0 and c0 in (overwritten); r [B, H], gh [B, G],
     hp [B, P] scratch; bias [G] = b_ih + b_hh; w_ih_t [I, G], w_hh_t [P, G] the transposes for
-    the small-batch product (engine/matvec.py), or [0, G] to use OpenBLAS; left: the scratch
+    the small-batch product (engine/matvec.py), or [0, G] to use OpenBLAS; scratch: the scratch
     of engine/step_product.py, or [0] (the inference path); the rest as there."""
     T, B, _ = x.shape
     proj = w_hr.shape[0] > 0
@@ -95,7 +95,7 @@ def lstm_run(hs, cs, acts, x, h, c, r, gh, hp, bias, w_ih, w_ih_t, w_hh, w_hh_t,
     input_projection(acts, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
-        step_matmul_t(gh, h, w_hh, w_hh_t, left)
+        step_matmul_t(gh, h, w_hh, w_hh_t, scratch)
         for b in range(B):
             if t < lengths[b]:
                 lstm_row(acts[t, b], gh[b], bias, c[b], r[b], w_peep, po, peep, coupled)
@@ -131,8 +131,8 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
     dh_steps = np.zeros((Tp, B, P), x.dtype)  # [T, B, P] total gradient on each step's h (proj only)
     rs = np.zeros((Tp, B, H), x.dtype)         # [T, B, H] o * tanh(c) of each step (proj only)
     tc = np.empty(H, x.dtype)                 # [H] tanh(c_t) of the current row
-    left = left_scratch(x, B, G, P)           # the step's product order (engine/step_product.py)
-    w_hh_t = backward_weight(w_hh, left)
+    scratch = backward_scratch(x, B, w_hh)    # the step's product order (engine/step_product.py)
+    w_hh_t = backward_weight(w_hh, scratch, B)
     for s in range(T - 1, -1, -1):
         t = time_at(s, T, reverse)
         for b in range(B):
@@ -190,7 +190,7 @@ def lstm_backward(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr, dw_peep,
                     for j in range(H):
                         dcb[j] += dgb[of + j] * w_peep[PEEP_F, j]
                         dw_peep[PEEP_F, j] += dgb[of + j] * cprev[j]
-        step_matmul(dprev, dg[t], w_hh, w_hh_t, left)
+        step_matmul(dprev, dg[t], w_hh, w_hh_t, scratch)
         for b in range(B):
             if t < lengths[b]:
                 dh[b] = dprev[b]

@@ -8,7 +8,7 @@ from numba import njit
 
 from .activations import tanh
 from .gates import TANH
-from .step_product import backward_weight, left_scratch, step_matmul, step_matmul_t
+from .step_product import backward_scratch, backward_weight, forward_scratch, step_matmul, step_matmul_t
 from .steps import input_projection, time_at, weight_grads
 
 
@@ -21,7 +21,7 @@ def rnn_forward(hs, x, h0, w_ih, w_hh, b_ih, b_hh, act, lengths, reverse):
     H = h0.shape[1]
     no_t = w_ih[0:0]
     rnn_run(hs, np.empty((T, B, H), x.dtype), x, h0.copy(), np.empty((B, H), x.dtype), b_ih + b_hh, w_ih, no_t,
-            w_hh, no_t, left_scratch(x, B, H, H), act, lengths, reverse)
+            w_hh, no_t, forward_scratch(x, B, w_hh), act, lengths, reverse)
 
 
 @njit(cache=True, error_model="numpy")
@@ -38,17 +38,17 @@ def rnn_row(pre, ghb, bias, hout, act):
 
 
 @njit(cache=True, error_model="numpy")
-def rnn_run(hs, pre, x, h, gh, bias, w_ih, w_ih_t, w_hh, w_hh_t, left, act, lengths, reverse):
+def rnn_run(hs, pre, x, h, gh, bias, w_ih, w_ih_t, w_hh, w_hh_t, scratch, act, lengths, reverse):
     """rnn_forward on caller-owned buffers, so that the inference path allocates nothing:
     pre [T, B, H], gh [B, H] scratch; h [B, H] the running state, h0 in (overwritten);
     bias [H] = b_ih + b_hh; w_ih_t [I, H], w_hh_t [H, H] the transposes for the small-batch
-    product (engine/matvec.py), or [0, H] to use OpenBLAS; left: the scratch of
+    product (engine/matvec.py), or [0, H] to use OpenBLAS; scratch: the scratch of
     engine/step_product.py, or [0] (the inference path); the rest as there."""
     T, B, _ = x.shape
     input_projection(pre, x, w_ih, w_ih_t)
     for s in range(T):
         t = time_at(s, T, reverse)
-        step_matmul_t(gh, h, w_hh, w_hh_t, left)
+        step_matmul_t(gh, h, w_hh, w_hh_t, scratch)
         for b in range(B):
             if t < lengths[b]:
                 rnn_row(pre[t, b], gh[b], bias, h[b], act)
@@ -65,8 +65,8 @@ def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_h
     dg = np.zeros((T, B, H), x.dtype)   # gradient of the pre-activation
     dh = dhn.copy()                      # [B, H] gradient flowing into h_t
     dprev = np.empty_like(dh)            # [B, H] its part through W_hh, one buffer for all steps
-    left = left_scratch(x, B, H, H)      # the step's product order (engine/step_product.py)
-    w_hh_t = backward_weight(w_hh, left)
+    scratch = backward_scratch(x, B, w_hh)   # the step's product order (engine/step_product.py)
+    w_hh_t = backward_weight(w_hh, scratch, B)
     for s in range(T - 1, -1, -1):
         t = time_at(s, T, reverse)
         for b in range(B):
@@ -79,7 +79,7 @@ def rnn_backward(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, dhs, dhn, x, h0, w_ih, w_h
                     dg[t, b, j] = dhj * (1.0 - hj * hj)
                 else:
                     dg[t, b, j] = dhj if hj > 0.0 else 0.0
-        step_matmul(dprev, dg[t], w_hh, w_hh_t, left)
+        step_matmul(dprev, dg[t], w_hh, w_hh_t, scratch)
         for b in range(B):
             if t < lengths[b]:
                 dh[b] = dprev[b]

@@ -1,10 +1,13 @@
 """A time step's recurrent product in the training kernels, out [B, N] = h [B, K] @ w.T for the
-recurrent weight w [N, K] (backward: dg @ W_hh, the same with w = W_hh.T copied once per call),
-with the weight on the left when that is faster: out.T = w @ h.T through OpenBLAS, h and out
-transposed through scratch memory (private).
+recurrent weight w [N, K] (backward: dg @ W_hh, the same with w = W_hh.T), in one of three orders
+(step_order; private):
+  PLAIN   h @ w.T as OpenBLAS gets it;
+  LEFT    out.T = w @ h.T through OpenBLAS, h and out transposed through scratch memory;
+  PACKED  w copied once per kernel call into bands of its rows, each band transposed ([K, rows]),
+          and out = h @ band one BLAS call a band, through scratch.
 
-Why: OpenBLAS runs the two orders of the same product at different speeds. Measured per product
-on this project's 2-core machine, float32, one BLAS thread, same process, alternating
+Why LEFT: OpenBLAS runs the two orders of the same product at different speeds. Measured per
+product on this project's 2-core machine, float32, one BLAS thread, same process, alternating
 (benchmarks/step_product.py; its table is in the README, "Data-parallel training (MPI)"):
 [16, 256] x [256, 1024] took 150-284 us as h @ w.T and 120-198 us as w @ h.T with both
 transposes included; [32, 256] x [256, 1024] 212-286 against 190-262 us; [16, 512] x [512, 2048]
@@ -24,9 +27,25 @@ LSTM, GRU and RNN weights of H = 256..1024, 0.26-0.95 of the whole product's tim
 runs the columns past a multiple of 16 through other paths), so bands are taken at B <= 16 and
 B = 32. Bands are a multiple of 12 rows: bands of 8, 16 or 32 rows ran 1.3-2.2x slower than 12,
 24 or 30 when w's rows are a multiple of 4 KiB apart.
+
+Why PACKED: in the left order the small kernel runs its vector lanes along the batch (at B=16 one
+512-bit register) and loads each element of w once per 16 multiply-adds; h @ band with the band
+stored [K, rows] puts the lanes along w's rows and the batch in the broadcast operand, which the
+kernel blocks in registers. Bands are 64 rows (32 where 64 do not fit under the small kernels'
+limit; none where 32 do not either). Measured against the left order in bands (same process,
+alternating, paired medians, one thread): LSTM H=256 forward [1024, 256] 0.62-0.85 of its time at
+B = 4..16 and 0.60-0.74 at B = 20..24, backward [256, 1024] 0.52-0.89; at B=32 0.90-1.2, so
+B = 25..32 keep the left order. Against the plain order at weights under 2^17 elements (LSTM and
+GRU H=128, RNN H=256): 0.27-0.73 forward, 0.43-0.92 backward at B = 4..24, except the GRU H=128
+backward at B = 4, 8 (1.09-1.14 of 6-18 us), so it is taken from 2^15 elements. Packing costs a
+transpose of w for the forward (0.3-0.6 ms for [1024, 256]) and a copy for the backward (0.12 ms),
+so it is taken for 32 steps or more (forward) and 16 or more (backward): LSTM H=256 B=16 over 16
+steps, forward 4.15 against 3.79-4.14 ms, over 64 steps 16.1-17.2 against 13.5-15.0 ms.
+
 On other BLAS cores (OPENBLAS_CORETYPE=Haswell on the same machine) the bands ran 1.0-1.4x slower
-than one call, so they are only taken where OpenBLAS picks the SkylakeX-family kernels
-(SMALL_MNK). Banded results differ from one call's in rounding (the kernels sum in another order).
+than one call, so bands and packing are only taken where OpenBLAS picks the SkylakeX-family
+kernels (SMALL_MNK). Banded and packed results differ from one call's in rounding (the kernels sum
+in another order).
 """
 import os
 
@@ -40,6 +59,10 @@ from .views import view
 LEFT_MIN_ROWS, LEFT_MAX_ROWS = 4, 32
 LEFT_MIN_WEIGHTS = 1 << 17
 BAND_MULTIPLE = 12
+PACKED_MAX_ROWS, PACKED_MIN_WEIGHTS = 24, 1 << 15
+# steps that pay for packing W_hh once a call: the forward's is a transpose, the backward's a copy
+FORWARD_PACKED_STEPS, BACKWARD_PACKED_STEPS = 32, 16
+PLAIN, LEFT, PACKED = 0, 1, 2       # the orders (step_order)
 SMALL_KERNEL_CORES = ("skylakex", "cooperlake", "sapphirerapids")    # OpenBLAS's names, lower case
 
 
@@ -65,11 +88,95 @@ SMALL_MNK = small_kernel_limit()
 
 
 @njit(cache=True)
-def left_scratch(x, M, K, N):
-    """Scratch for products of M rows against an [N, K] weight with x's dtype: [K * M + N * M]
-    when the weight-on-the-left order is taken (the rule above), else [0] (the plain product)."""
-    left = x.itemsize == 4 and LEFT_MIN_ROWS <= M <= LEFT_MAX_ROWS and N * K >= LEFT_MIN_WEIGHTS
-    return np.empty((K * M + N * M) if left else 0, x.dtype)
+def packed_rows(M, K, N, itemsize, limit):
+    """Rows of w [N, K] per band of the packed order against M rows of a, or 0 where it is not
+    taken: float32, 4..24 rows, weights of at least 2^15 elements, and bands of 64 (else 32) rows
+    small enough for OpenBLAS's small-matrix kernels (M * rows * K <= limit)."""
+    if itemsize != 4 or limit == 0 or not (LEFT_MIN_ROWS <= M <= PACKED_MAX_ROWS) or N * K < PACKED_MIN_WEIGHTS:
+        return 0
+    if M * 64 * K <= limit:
+        return min(64, N)
+    if M * 32 * K <= limit:
+        return min(32, N)
+    return 0
+
+
+@njit(cache=True)
+def step_order(itemsize, T, M, K, N, min_steps):
+    """The order the training kernels run T steps' out [M, N] = a [M, K] @ w.T in (w [N, K]):
+    PACKED (with at least min_steps steps to pay for packing w), LEFT or PLAIN, by the rules above."""
+    if T >= min_steps and packed_rows(M, K, N, itemsize, SMALL_MNK) > 0:
+        return PACKED
+    if itemsize == 4 and LEFT_MIN_ROWS <= M <= LEFT_MAX_ROWS and N * K >= LEFT_MIN_WEIGHTS:
+        return LEFT
+    return PLAIN
+
+
+@njit(cache=True)
+def scratch_order(scratch, M, K, N):
+    """The order a scratch of forward_scratch's was made for, told by its size: PACKED
+    [N * K + M * N + 1], LEFT [K * M + N * M] (the two never equal), else PLAIN ([0])."""
+    if scratch.size == N * K + M * N + 1:
+        return PACKED
+    return LEFT if scratch.size > 0 else PLAIN
+
+
+@njit(cache=True)
+def make_scratch(x, M, w, min_steps):
+    """The scratch (x's dtype) of the products of M rows against w [N, K] over x's T steps: w packed
+    in bands, room for one product and one element that tells this scratch from the others
+    [N * K + M * N + 1] (PACKED), room for both transposes [K * M + N * M] (LEFT), or [0] (PLAIN)."""
+    N, K = w.shape
+    order = step_order(x.itemsize, x.shape[0], M, K, N, min_steps)
+    if order == PACKED:
+        scratch = np.empty(N * K + M * N + 1, x.dtype)
+        pack_bands(scratch, w, packed_rows(M, K, N, x.itemsize, SMALL_MNK))
+        return scratch
+    return np.empty((K * M + N * M) if order == LEFT else 0, x.dtype)
+
+
+@njit(cache=True)
+def forward_scratch(x, M, w):
+    """The scratch of step_matmul_t's products of M rows against w [N, K] (the forward's W_hh)."""
+    return make_scratch(x, M, w, FORWARD_PACKED_STEPS)
+
+
+@njit(cache=True)
+def backward_scratch(x, M, w):
+    """The scratch of step_matmul's products of M rows against w [K, N] (the backward's W_hh):
+    that of w.T's."""
+    return make_scratch(x, M, w.T, BACKWARD_PACKED_STEPS)
+
+
+@njit(cache=True)
+def pack_bands(dst, w, rows):
+    """dst [N * K] = w [N, K] in bands of `rows` rows, each band transposed: the band from row r0 is
+    a C-contiguous [K, rb] at dst[r0 * K:] (rb = rows, or what the last one holds). w is C-contiguous
+    (the forward's W_hh: a transpose, 0.3 ms for [1024, 256]) or its columns are (the backward's
+    W_hh.T: a copy of row pieces, 0.12 ms)."""
+    N, K = w.shape
+    for r0 in range(0, N, rows):
+        rb = min(rows, N - r0)
+        band = view(dst, r0 * K, (K, rb))
+        if w.strides[1] == w.itemsize:
+            transpose_into(band, w[r0:r0 + rb])
+        else:
+            for k in range(K):
+                for r in range(rb):
+                    band[k, r] = w[r0 + r, k]
+
+
+@njit(cache=True)
+def packed_matmul_t(out, a, scratch, rows):
+    """out [M, N] = a [M, K] @ w.T from w packed in `scratch` by pack_bands (`rows` rows a band):
+    one BLAS call a band, into the scratch behind the packed weight, then copied into out."""
+    M, K = a.shape
+    N = out.shape[1]
+    for r0 in range(0, N, rows):
+        rb = min(rows, N - r0)
+        part = view(scratch, N * K + r0 * M, (M, rb))
+        np.dot(a, view(scratch, r0 * K, (K, rb)), part)
+        out[:, r0:r0 + rb] = part
 
 
 @njit(cache=True)
@@ -104,15 +211,19 @@ def left_product(out_t, w, a_t, rows):
 
 
 @njit(cache=True)
-def step_matmul_t(out, a, w, w_t, left):
-    """out [M, N] = a [M, K] @ w.T for w [N, K] C-contiguous: with left scratch (left_scratch,
-    size > 0) as out.T = w @ a.T, else matmul_t (w_t: its small-batch transpose, or [0, N])."""
+def step_matmul_t(out, a, w, w_t, scratch):
+    """out [M, N] = a [M, K] @ w.T for w [N, K] C-contiguous, in the order forward_scratch chose
+    (its scratch; [0]: matmul_t, w_t being its small-batch transpose or [0, N]); w is not read in
+    the PACKED order (the scratch holds it)."""
     M, K = a.shape
-    N = w.shape[0]
-    if left.size == 0:
-        matmul_t(out, a, w, w_t)
+    N = out.shape[1]
+    order = scratch_order(scratch, M, K, N)
+    if order == PACKED:
+        packed_matmul_t(out, a, scratch, packed_rows(M, K, N, a.itemsize, SMALL_MNK))
+    elif order == LEFT:
+        left_matmul_t(out, a, w, scratch, left_rows(M, K, N, SMALL_MNK))
     else:
-        left_matmul_t(out, a, w, left, left_rows(M, K, N, SMALL_MNK))
+        matmul_t(out, a, w, w_t)
 
 
 @njit(cache=True)
@@ -129,19 +240,20 @@ def left_matmul_t(out, a, w, left, rows):
 
 
 @njit(cache=True)
-def step_matmul(out, a, w, w_t, left):
-    """out [M, N] = a [M, K] @ w for w [K, N] (backward's dg @ W_hh): with left scratch as
-    step_matmul_t over w_t = w.T made C-contiguous by the caller, else OpenBLAS on w."""
-    if left.size == 0:
+def step_matmul(out, a, w, w_t, scratch):
+    """out [M, N] = a [M, K] @ w for w [K, N] (backward's dg @ W_hh), in the order
+    backward_scratch chose (its scratch): [0] OpenBLAS on w, else step_matmul_t on w.T (w_t: w.T
+    made C-contiguous by backward_weight in the LEFT order)."""
+    if scratch.size == 0:
         np.dot(a, w, out)
     else:
-        step_matmul_t(out, a, w_t, w_t[:0], left)
+        step_matmul_t(out, a, w_t, w_t[:0], scratch)
 
 
 @njit(cache=True)
-def backward_weight(w, left):
-    """What step_matmul needs besides w [K, N]: w.T copied C-contiguous when left scratch is
-    used, else an empty [0, K] array."""
-    if left.size == 0:
-        return w.T[:0].copy()
-    return np.ascontiguousarray(w.T)
+def backward_weight(w, scratch, M):
+    """What step_matmul needs besides w [K, N] and its scratch for M rows: w.T copied C-contiguous
+    in the LEFT order, else an empty [0, K] array."""
+    if scratch_order(scratch, M, w.shape[0], w.shape[1]) == LEFT:
+        return np.ascontiguousarray(w.T)
+    return w.T[:0].copy()

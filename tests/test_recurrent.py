@@ -148,24 +148,35 @@ def test_matches_pytorch(case, dtype):
     assert_close(grads, want_grads, tol, "gradients vs PyTorch")
 
 
-# sizes at which the training kernels run each step's recurrent product with the weight on the
-# left (engine/step_product.py: float32, 4..32 rows, weights of at least 2^17 elements)
-LEFT_CASES = [("LSTM", 256, dict(T=3, B=4, lengths=[3, 1, 2, 3])), ("GRU", 256, dict(T=3, B=32)),
-              ("RNN", 512, dict(T=2, B=5, bidirectional=True)), ("LSTM", 256, dict(T=2, B=8, num_layers=2))]
+# sizes at which the training kernels run each step's recurrent product in another order than
+# OpenBLAS's plain h @ W.T (engine/step_product.py), with the orders of the forward and the backward
+# product where OpenBLAS has its small-matrix kernels (without them: the left order for weights of
+# 2^17 elements or more, else plain): packed bands at 4..24 rows, weights of 2^15 elements or more
+# and 32 steps or more (forward), 16 or more (backward); else the left order (float32, 4..32 rows,
+# weights of 2^17 elements or more), in bands at B <= 16 and B = 32
+LEFT_CASES = [("LSTM", 256, dict(T=32, B=4, lengths=[32, 1, 9, 32]), "packed", "packed"),
+              ("GRU", 256, dict(T=3, B=32), "left", "left"),
+              ("RNN", 512, dict(T=16, B=5, bidirectional=True), "left", "packed"),
+              ("LSTM", 256, dict(T=2, B=8, num_layers=2), "left", "left"),
+              ("GRU", 256, dict(T=40, B=24, lengths=[40] * 20 + [1, 2, 39, 17]), "packed", "packed"),
+              ("GRU", 128, dict(T=32, B=12), "packed", "packed")]
 
 
-@pytest.mark.parametrize("cell,hidden,shape", LEFT_CASES, ids=[f"{c}-H{h}-B{s['B']}" for c, h, s in LEFT_CASES])
-def test_large_weights_take_the_left_product_order_and_match_the_reference(cell, hidden, shape):
-    from numrnn.engine import step_product
+@pytest.mark.parametrize("cell,hidden,shape,forward_order,backward_order", LEFT_CASES,
+                         ids=[f"{c[0]}-H{c[1]}-T{c[2]['T']}-B{c[2]['B']}" for c in LEFT_CASES])
+def test_other_product_orders_match_the_reference(cell, hidden, shape, forward_order, backward_order):
+    from numrnn.engine import step_product as sp
     shape = dict(shape)
     T, B, lengths = shape.pop("T"), shape.pop("B"), shape.pop("lengths", None)
     G = {"LSTM": 4, "GRU": 3, "RNN": 1}[cell] * hidden
-    f32 = np.zeros(1, np.float32)
-    assert step_product.left_scratch(f32, B, hidden, G).size > 0      # forward: h @ W_hh.T
-    assert step_product.left_scratch(f32, B, G, hidden).size > 0      # backward: dg @ W_hh
-    if step_product.SMALL_MNK:      # and in bands of rows, where OpenBLAS has its small-matrix kernels
-        assert step_product.left_rows(B, hidden, G, step_product.SMALL_MNK) < G
-        assert step_product.left_rows(B, G, hidden, step_product.SMALL_MNK) < hidden
+    # forward: h @ W_hh.T, W_hh [G, H]; backward: dg @ W_hh, i.e. against W_hh.T [H, G]
+    orders = (sp.step_order(4, T, B, hidden, G, sp.FORWARD_PACKED_STEPS),
+              sp.step_order(4, T, B, G, hidden, sp.BACKWARD_PACKED_STEPS))
+    named = {"packed": sp.PACKED, "left": sp.LEFT}
+    if sp.SMALL_MNK:
+        assert orders == (named[forward_order], named[backward_order])
+    else:
+        assert orders == (sp.LEFT, sp.LEFT) if G * hidden >= sp.LEFT_MIN_WEIGHTS else (sp.PLAIN, sp.PLAIN)
     layer = getattr(numrnn, cell)(I, hidden, dtype=np.float32, seed=B, **shape)
     rng = np.random.default_rng(B + hidden)
     LD = layer.num_layers * layer.num_directions
@@ -200,7 +211,7 @@ def test_the_left_product_in_bands_of_rows_equals_the_whole_product(N, K, M, row
 
 
 def test_bands_are_taken_at_the_batch_sizes_and_weights_where_they_were_measured_faster():
-    from numrnn.engine.step_product import left_rows
+    from numrnn.engine.step_product import left_rows, packed_rows
     limit = 10 ** 6
     assert left_rows(16, 256, 1024, limit) == 240       # LSTM H=256 forward: 16 * 240 * 256 <= 10^6
     assert left_rows(16, 1024, 256, limit) == 60        # and backward
@@ -208,6 +219,33 @@ def test_bands_are_taken_at_the_batch_sizes_and_weights_where_they_were_measured
     assert left_rows(24, 256, 1024, limit) == 1024      # B = 20..30: one call (slower in bands)
     assert left_rows(32, 4096, 1024, limit) == 1024     # a band under 12 rows: one call
     assert left_rows(16, 256, 1024, 0) == 1024          # no small-matrix kernels: one call
+    assert packed_rows(16, 256, 1024, 4, limit) == 64   # LSTM H=256 forward: bands of 64 rows
+    assert packed_rows(16, 1024, 256, 4, limit) == 32   # backward: 16 * 64 * 1024 > 10^6
+    assert packed_rows(12, 1024, 256, 4, limit) == 64
+    assert packed_rows(16, 2048, 512, 4, limit) == 0    # not even 32 rows fit: the left order
+    assert packed_rows(32, 256, 1024, 4, limit) == 0    # B = 25..32: the left order
+    assert packed_rows(3, 256, 1024, 4, limit) == 0     # B < 4: plain
+    assert packed_rows(16, 256, 1024, 8, limit) == 0    # float64: plain
+    assert packed_rows(16, 128, 512, 4, limit) == 64    # LSTM H=128: 2^16 elements
+    assert packed_rows(16, 128, 128, 4, limit) == 0     # weights under 2^15 elements: plain
+    assert packed_rows(16, 256, 1024, 4, 0) == 0        # no small-matrix kernels: the left order
+
+
+@pytest.mark.parametrize("N,K,M,rows", [(1024, 256, 16, 64), (256, 1024, 8, 32), (100, 30, 5, 32), (50, 7, 3, 49)])
+def test_the_packed_product_equals_the_whole_product(N, K, M, rows):
+    from numrnn.engine.step_product import pack_bands, packed_matmul_t
+    rng = np.random.default_rng()
+    w, a = rng.standard_normal((N, K)).astype(np.float32), rng.standard_normal((M, K)).astype(np.float32)
+    scratch = np.full(N * K + M * N + 1, np.nan, np.float32)
+    pack_bands(scratch, w, rows)
+    out = np.full((M, N), np.nan, np.float32)
+    packed_matmul_t(out, a, scratch, rows)
+    want = a.astype(np.float64) @ w.T.astype(np.float64)
+    assert np.linalg.norm(out - want) / np.linalg.norm(want) < 1e-6
+    pack_bands(scratch, np.asfortranarray(w), rows)     # the backward packs a transposed view
+    out[:] = np.nan
+    packed_matmul_t(out, a, scratch, rows)
+    assert np.linalg.norm(out - want) / np.linalg.norm(want) < 1e-6
 
 
 def test_the_small_kernel_limit_agrees_with_the_core_openblas_reports():
