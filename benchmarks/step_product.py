@@ -16,9 +16,9 @@ import time
 import numpy as np
 from numba import njit
 
-from numrnn.engine.step_product import (BACKWARD_PACKED_STEPS, FORWARD_PACKED_STEPS, LEFT, PACKED, SMALL_MNK,
-                                        left_matmul_t, left_rows, pack_bands, packed_matmul_t, packed_rows,
-                                        step_matmul, step_matmul_t, step_order)
+from numrnn.engine.step_product import (LEFT, PACKED, SMALL_MNK, backward_scratch, forward_scratch, left_matmul_t,
+                                        left_rows, pack_bands, packed_matmul_t, packed_rows, scratch_order,
+                                        step_matmul, step_matmul_t)
 
 SIZES = [(128, 4), (256, 4), (512, 4)]          # hidden size, gates (G = gates * H)
 ROWS = [1, 4, 8, 16, 24, 32, 64, 128]
@@ -73,7 +73,7 @@ def main():
                 rows = packed_rows(M, K, N, dtype.itemsize, SMALL_MNK)
                 if rows:
                     packed = np.empty(N * K + M * N + 1, dtype)
-                    pack_bands(packed, wd, rows)
+                    pack_bands(packed, wd, rows)       # the layout both directions use
                     forms[d, "packed"] = (wd, plain, rows, packed)
             outs = {"fwd": (gh, h), "bwd": (dh, dg)}
 
@@ -93,11 +93,12 @@ def main():
             m = {k: float(np.median(v)) for k, v in times.items()}
             row = f"{H:>5}{G:>6}{B:>5}"
             taken = ""
-            for d, K, N, steps in (("fwd", H, G, FORWARD_PACKED_STEPS), ("bwd", G, H, BACKWARD_PACKED_STEPS)):
+            x = np.zeros((STEPS, B, 1), dtype)
+            for d, K, N, scratch_of in (("fwd", H, G, forward_scratch), ("bwd", G, H, backward_scratch)):
                 row += f"{m[d, 'plain']:>11.1f}"
                 for form in ("left", "bands", "packed"):
                     row += f"{m[d, form] / m[d, 'plain']:>8.2f}" if (d, form) in m else f"{'-':>8}"
-                order = step_order(dtype.itemsize, STEPS, B, K, N, steps)
+                order = scratch_order(scratch_of(x, B, w), B, K, N)
                 taken += {PACKED: "p", LEFT: "b" if (d, "bands") in m else "l"}.get(order, " ")
             print(row + f" {taken}", flush=True)
 

@@ -1,6 +1,6 @@
 """A time step's recurrent product in the training kernels, out [B, N] = h [B, K] @ w.T for the
 recurrent weight w [N, K] (backward: dg @ W_hh, the same with w = W_hh.T), in one of three orders
-(step_order; private):
+(chosen by forward_scratch and backward_scratch; private):
   PLAIN   h @ w.T as OpenBLAS gets it;
   LEFT    out.T = w @ h.T through OpenBLAS, h and out transposed through scratch memory;
   PACKED  w copied once per kernel call into bands of its rows, each band transposed ([K, rows]),
@@ -62,7 +62,7 @@ BAND_MULTIPLE = 12
 PACKED_MAX_ROWS, PACKED_MIN_WEIGHTS = 24, 1 << 15
 # steps that pay for packing W_hh once a call: the forward's is a transpose, the backward's a copy
 FORWARD_PACKED_STEPS, BACKWARD_PACKED_STEPS = 32, 16
-PLAIN, LEFT, PACKED = 0, 1, 2       # the orders (step_order)
+PLAIN, LEFT, PACKED = 0, 1, 2       # the orders (scratch_order)
 SMALL_KERNEL_CORES = ("skylakex", "cooperlake", "sapphirerapids")    # OpenBLAS's names, lower case
 
 
@@ -102,17 +102,6 @@ def packed_rows(M, K, N, itemsize, limit):
 
 
 @njit(cache=True)
-def step_order(itemsize, T, M, K, N, min_steps):
-    """The order the training kernels run T steps' out [M, N] = a [M, K] @ w.T in (w [N, K]):
-    PACKED (with at least min_steps steps to pay for packing w), LEFT or PLAIN, by the rules above."""
-    if T >= min_steps and packed_rows(M, K, N, itemsize, SMALL_MNK) > 0:
-        return PACKED
-    if itemsize == 4 and LEFT_MIN_ROWS <= M <= LEFT_MAX_ROWS and N * K >= LEFT_MIN_WEIGHTS:
-        return LEFT
-    return PLAIN
-
-
-@njit(cache=True)
 def scratch_order(scratch, M, K, N):
     """The order a scratch of forward_scratch's was made for, told by its size: PACKED
     [N * K + M * N + 1], LEFT [K * M + N * M] (the two never equal), else PLAIN ([0])."""
@@ -122,48 +111,65 @@ def scratch_order(scratch, M, K, N):
 
 
 @njit(cache=True)
-def make_scratch(x, M, w, min_steps):
-    """The scratch (x's dtype) of the products of M rows against w [N, K] over x's T steps: w packed
-    in bands, room for one product and one element that tells this scratch from the others
-    [N * K + M * N + 1] (PACKED), room for both transposes [K * M + N * M] (LEFT), or [0] (PLAIN)."""
-    N, K = w.shape
-    order = step_order(x.itemsize, x.shape[0], M, K, N, min_steps)
-    if order == PACKED:
-        scratch = np.empty(N * K + M * N + 1, x.dtype)
-        pack_bands(scratch, w, packed_rows(M, K, N, x.itemsize, SMALL_MNK))
-        return scratch
-    return np.empty((K * M + N * M) if order == LEFT else 0, x.dtype)
-
-
-@njit(cache=True)
 def forward_scratch(x, M, w):
-    """The scratch of step_matmul_t's products of M rows against w [N, K] (the forward's W_hh)."""
-    return make_scratch(x, M, w, FORWARD_PACKED_STEPS)
+    """The scratch (x's dtype) of step_matmul_t's products of M rows against w [N, K] (the
+    forward's W_hh) over x's T steps, for the order the rules above pick: PACKED (32 steps or more,
+    to pay for packing w) with w packed in bands, LEFT, or PLAIN (scratch_for)."""
+    N, K = w.shape
+    rows = packed_rows(M, K, N, x.itemsize, SMALL_MNK) if x.shape[0] >= FORWARD_PACKED_STEPS else 0
+    scratch = scratch_for(x, M, K, N, rows)
+    if rows:
+        pack_bands(scratch, w, rows)
+    return scratch
 
 
 @njit(cache=True)
 def backward_scratch(x, M, w):
-    """The scratch of step_matmul's products of M rows against w [K, N] (the backward's W_hh):
-    that of w.T's."""
-    return make_scratch(x, M, w.T, BACKWARD_PACKED_STEPS)
+    """The scratch of step_matmul's products of M rows against w [K, N] (the backward's W_hh; the
+    product is against w.T), as forward_scratch's: PACKED from 16 steps, w.T packed in bands."""
+    K, N = w.shape
+    rows = packed_rows(M, K, N, x.itemsize, SMALL_MNK) if x.shape[0] >= BACKWARD_PACKED_STEPS else 0
+    scratch = scratch_for(x, M, K, N, rows)
+    if rows:
+        pack_column_bands(scratch, w, rows)
+    return scratch
+
+
+@njit(cache=True)
+def scratch_for(x, M, K, N, rows):
+    """The scratch of products of M rows against an [N, K] weight: packed in bands of `rows` rows
+    (rows > 0), room for the packed weight, one product and one element that tells this scratch
+    from the others [N * K + M * N + 1] (PACKED); else room for both transposes [K * M + N * M]
+    where the left order is taken (LEFT), or [0] (PLAIN)."""
+    if rows > 0:
+        return np.empty(N * K + M * N + 1, x.dtype)
+    left = x.itemsize == 4 and LEFT_MIN_ROWS <= M <= LEFT_MAX_ROWS and N * K >= LEFT_MIN_WEIGHTS
+    return np.empty((K * M + N * M) if left else 0, x.dtype)
 
 
 @njit(cache=True)
 def pack_bands(dst, w, rows):
-    """dst [N * K] = w [N, K] in bands of `rows` rows, each band transposed: the band from row r0 is
-    a C-contiguous [K, rb] at dst[r0 * K:] (rb = rows, or what the last one holds). w is C-contiguous
-    (the forward's W_hh: a transpose, 0.3 ms for [1024, 256]) or its columns are (the backward's
-    W_hh.T: a copy of row pieces, 0.12 ms)."""
+    """dst [N * K] = w [N, K] (C-contiguous) in bands of `rows` rows, each band transposed: the
+    band from row r0 is a C-contiguous [K, rb] at dst[r0 * K:] (rb = rows, or what the last one
+    holds). A transpose: 0.3-0.6 ms for the forward's [1024, 256] W_hh."""
     N, K = w.shape
     for r0 in range(0, N, rows):
         rb = min(rows, N - r0)
+        transpose_into(view(dst, r0 * K, (K, rb)), w[r0:r0 + rb])
+
+
+@njit(cache=True)
+def pack_column_bands(dst, w, rows):
+    """dst [N * K] = w.T [N, K] for w [K, N] (C-contiguous) as pack_bands packs it: the band from
+    row r0 of w.T is w[:, r0:r0 + rb], copied piece by piece (0.12 ms for the backward's
+    [1024, 256] W_hh)."""
+    K, N = w.shape
+    for r0 in range(0, N, rows):
+        rb = min(rows, N - r0)
         band = view(dst, r0 * K, (K, rb))
-        if w.strides[1] == w.itemsize:
-            transpose_into(band, w[r0:r0 + rb])
-        else:
-            for k in range(K):
-                for r in range(rb):
-                    band[k, r] = w[r0 + r, k]
+        for k in range(K):
+            for r in range(rb):
+                band[k, r] = w[k, r0 + r]
 
 
 @njit(cache=True)
@@ -176,7 +182,9 @@ def packed_matmul_t(out, a, scratch, rows):
         rb = min(rows, N - r0)
         part = view(scratch, N * K + r0 * M, (M, rb))
         np.dot(a, view(scratch, r0 * K, (K, rb)), part)
-        out[:, r0:r0 + rb] = part
+        for m in range(M):          # loops, not a slice assignment: a third of the compile time
+            for j in range(rb):
+                out[m, r0 + j] = part[m, j]
 
 
 @njit(cache=True)

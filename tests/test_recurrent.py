@@ -169,9 +169,10 @@ def test_other_product_orders_match_the_reference(cell, hidden, shape, forward_o
     shape = dict(shape)
     T, B, lengths = shape.pop("T"), shape.pop("B"), shape.pop("lengths", None)
     G = {"LSTM": 4, "GRU": 3, "RNN": 1}[cell] * hidden
-    # forward: h @ W_hh.T, W_hh [G, H]; backward: dg @ W_hh, i.e. against W_hh.T [H, G]
-    orders = (sp.step_order(4, T, B, hidden, G, sp.FORWARD_PACKED_STEPS),
-              sp.step_order(4, T, B, G, hidden, sp.BACKWARD_PACKED_STEPS))
+    # the orders of the scratch the kernels make: forward h @ W_hh.T, W_hh [G, H]; backward dg @ W_hh
+    x, w_hh = np.zeros((T, B, 1), np.float32), np.zeros((G, hidden), np.float32)
+    orders = (sp.scratch_order(sp.forward_scratch(x, B, w_hh), B, hidden, G),
+              sp.scratch_order(sp.backward_scratch(x, B, w_hh), B, G, hidden))
     named = {"packed": sp.PACKED, "left": sp.LEFT}
     if sp.SMALL_MNK:
         assert orders == (named[forward_order], named[backward_order])
@@ -233,7 +234,7 @@ def test_bands_are_taken_at_the_batch_sizes_and_weights_where_they_were_measured
 
 @pytest.mark.parametrize("N,K,M,rows", [(1024, 256, 16, 64), (256, 1024, 8, 32), (100, 30, 5, 32), (50, 7, 3, 49)])
 def test_the_packed_product_equals_the_whole_product(N, K, M, rows):
-    from numrnn.engine.step_product import pack_bands, packed_matmul_t
+    from numrnn.engine.step_product import pack_bands, pack_column_bands, packed_matmul_t
     rng = np.random.default_rng()
     w, a = rng.standard_normal((N, K)).astype(np.float32), rng.standard_normal((M, K)).astype(np.float32)
     scratch = np.full(N * K + M * N + 1, np.nan, np.float32)
@@ -242,7 +243,8 @@ def test_the_packed_product_equals_the_whole_product(N, K, M, rows):
     packed_matmul_t(out, a, scratch, rows)
     want = a.astype(np.float64) @ w.T.astype(np.float64)
     assert np.linalg.norm(out - want) / np.linalg.norm(want) < 1e-6
-    pack_bands(scratch, np.asfortranarray(w), rows)     # the backward packs a transposed view
+    scratch[:] = np.nan
+    pack_column_bands(scratch, np.ascontiguousarray(w.T), rows)     # the backward packs W_hh.T
     out[:] = np.nan
     packed_matmul_t(out, a, scratch, rows)
     assert np.linalg.norm(out - want) / np.linalg.norm(want) < 1e-6
