@@ -113,11 +113,10 @@ def scratch_order(scratch, M, K, N):
 @njit(cache=True)
 def forward_scratch(x, M, w):
     """The scratch (x's dtype) of step_matmul_t's products of M rows against w [N, K] (the
-    forward's W_hh) over x's T steps, for the order the rules above pick: PACKED (32 steps or more,
-    to pay for packing w) with w packed in bands, LEFT, or PLAIN (scratch_for)."""
+    forward's W_hh) over x's T steps, for the order the rules above pick (scratch_for); PACKED
+    from 32 steps (to pay for packing w), w packed in bands."""
     N, K = w.shape
-    rows = packed_rows(M, K, N, x.itemsize, SMALL_MNK) if x.shape[0] >= FORWARD_PACKED_STEPS else 0
-    scratch = scratch_for(x, M, K, N, rows)
+    scratch, rows = scratch_for(x, M, K, N, x.shape[0] >= FORWARD_PACKED_STEPS)
     if rows:
         pack_bands(scratch, w, rows)
     return scratch
@@ -126,25 +125,26 @@ def forward_scratch(x, M, w):
 @njit(cache=True)
 def backward_scratch(x, M, w):
     """The scratch of step_matmul's products of M rows against w [K, N] (the backward's W_hh; the
-    product is against w.T), as forward_scratch's: PACKED from 16 steps, w.T packed in bands."""
+    product is against w.T), as forward_scratch's; PACKED from 16 steps, w.T packed in bands."""
     K, N = w.shape
-    rows = packed_rows(M, K, N, x.itemsize, SMALL_MNK) if x.shape[0] >= BACKWARD_PACKED_STEPS else 0
-    scratch = scratch_for(x, M, K, N, rows)
+    scratch, rows = scratch_for(x, M, K, N, x.shape[0] >= BACKWARD_PACKED_STEPS)
     if rows:
         pack_column_bands(scratch, w, rows)
     return scratch
 
 
 @njit(cache=True)
-def scratch_for(x, M, K, N, rows):
-    """The scratch of products of M rows against an [N, K] weight: packed in bands of `rows` rows
-    (rows > 0), room for the packed weight, one product and one element that tells this scratch
-    from the others [N * K + M * N + 1] (PACKED); else room for both transposes [K * M + N * M]
-    where the left order is taken (LEFT), or [0] (PLAIN)."""
+def scratch_for(x, M, K, N, steps_pay):
+    """(scratch, rows) for products of M rows against an [N, K] weight, rows > 0 when the weight
+    is to be packed in bands of that many rows (packed_rows, where steps_pay: enough steps to pay
+    for the packing): room for the packed weight, one product and one element that tells this
+    scratch from the others [N * K + M * N + 1] (PACKED); else room for both transposes
+    [K * M + N * M] where the left order is taken (LEFT), or [0] (PLAIN)."""
+    rows = packed_rows(M, K, N, x.itemsize, SMALL_MNK) if steps_pay else 0
     if rows > 0:
-        return np.empty(N * K + M * N + 1, x.dtype)
+        return np.empty(N * K + M * N + 1, x.dtype), rows
     left = x.itemsize == 4 and LEFT_MIN_ROWS <= M <= LEFT_MAX_ROWS and N * K >= LEFT_MIN_WEIGHTS
-    return np.empty((K * M + N * M) if left else 0, x.dtype)
+    return np.empty((K * M + N * M) if left else 0, x.dtype), 0
 
 
 @njit(cache=True)
