@@ -17,8 +17,8 @@ import numpy as np
 from numba import njit
 
 from numrnn.engine.step_product import (LEFT, PACKED, SMALL_MNK, backward_scratch, forward_scratch, left_matmul_t,
-                                        left_rows, pack_bands, packed_matmul_t, packed_rows, scratch_order,
-                                        step_matmul, step_matmul_t)
+                                        left_rows, packed_matmul_t, packed_rows, scratch_order, step_matmul,
+                                        step_matmul_t)
 
 SIZES = [(128, 4), (256, 4), (512, 4)]          # hidden size, gates (G = gates * H)
 ROWS = [1, 4, 8, 16, 24, 32, 64, 128]
@@ -31,7 +31,7 @@ def products(out, a, w, w_plain, scratch, rows, packed, reps):
     """reps times out [M, N] = a [M, K] @ w.T for w [N, K]: plain as the kernels run it (rows == 0:
     step_matmul_t on w for the forward, step_matmul on w_plain = w.T for the backward, given when
     not empty), else in the left order, `rows` rows of w per BLAS call, or packed (w packed in
-    scratch by pack_bands)."""
+    the scratch the kernels make)."""
     for _ in range(reps):
         if rows == 0 and w_plain.size == 0:
             step_matmul_t(out, a, w, w[:0], scratch[:0])
@@ -64,17 +64,19 @@ def main():
             gh, dh = np.empty((B, G), dtype), np.empty((B, H), dtype)
             scratch = np.empty(H * B + G * B, dtype)
             forms = {}          # (direction, form) -> (weight as [N, K], the weight as [K, N] or empty, rows, packed)
+            orders = {}         # direction -> the order the kernels take over STEPS steps
             none = w[:0, :0]
-            for d, wd, plain, M, K, N in (("fwd", w, none, B, H, G), ("bwd", w_t, w, B, G, H)):
+            x = np.zeros((STEPS, B, 1), dtype)
+            for d, wd, plain, M, K, N, scratch_of in (("fwd", w, none, B, H, G, forward_scratch),
+                                                      ("bwd", w_t, w, B, G, H, backward_scratch)):
                 forms[d, "plain"] = (wd, plain, 0, None)
                 forms[d, "left"] = (wd, plain, N, None)
                 if left_rows(M, K, N, SMALL_MNK) < N:
                     forms[d, "bands"] = (wd, plain, left_rows(M, K, N, SMALL_MNK), None)
-                rows = packed_rows(M, K, N, dtype.itemsize, SMALL_MNK)
-                if rows:
-                    packed = np.empty(N * K + M * N + 1, dtype)
-                    pack_bands(packed, wd, rows)       # the layout both directions use
-                    forms[d, "packed"] = (wd, plain, rows, packed)
+                kernels = scratch_of(x, M, w)
+                orders[d] = scratch_order(kernels, M, K, N)
+                if orders[d] == PACKED:
+                    forms[d, "packed"] = (wd, plain, packed_rows(M, K, N, dtype.itemsize, SMALL_MNK), kernels)
             outs = {"fwd": (gh, h), "bwd": (dh, dg)}
 
             def runner(d, wd, plain, rows, packed):
@@ -93,13 +95,11 @@ def main():
             m = {k: float(np.median(v)) for k, v in times.items()}
             row = f"{H:>5}{G:>6}{B:>5}"
             taken = ""
-            x = np.zeros((STEPS, B, 1), dtype)
-            for d, K, N, scratch_of in (("fwd", H, G, forward_scratch), ("bwd", G, H, backward_scratch)):
+            for d in ("fwd", "bwd"):
                 row += f"{m[d, 'plain']:>11.1f}"
                 for form in ("left", "bands", "packed"):
                     row += f"{m[d, form] / m[d, 'plain']:>8.2f}" if (d, form) in m else f"{'-':>8}"
-                order = scratch_order(scratch_of(x, B, w), B, K, N)
-                taken += {PACKED: "p", LEFT: "b" if (d, "bands") in m else "l"}.get(order, " ")
+                taken += {PACKED: "p", LEFT: "b" if (d, "bands") in m else "l"}.get(orders[d], " ")
             print(row + f" {taken}", flush=True)
 
 

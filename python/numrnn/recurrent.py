@@ -162,8 +162,9 @@ class Recurrent(Module):
         """Eval mode (PyTorch's habit; train() goes back). threads: how many threads each CPU call
         runs on, the caller's and threads - 1 helper threads the layer starts once and keeps,
         splitting the hidden units between them (engine/infer_split.py): for batches of up to 8
-        sequences and no proj_size; other calls run on the caller's thread alone. Worth it for hidden sizes of about 128 and
-        up with a free core per thread (measured in the README's "C interface" section)."""
+        sequences and no proj_size; other calls run on the caller's thread alone. Worth it for
+        hidden sizes of about 128 and up with a free core per thread (measured in the README's
+        "C interface" section)."""
         if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_PARTS:
             raise ValueError(f"threads must be an integer in 1..{MAX_PARTS}, got {threads!r}")
         self.inference_threads = threads
